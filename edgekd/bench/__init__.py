@@ -1,0 +1,8 @@
+"""Measure latency and memory of exported models. Heavy libraries are imported only in the worker process."""
+
+from __future__ import annotations
+
+from .host import bench_onnx_host
+from .measure import percentiles
+
+__all__ = ["bench_onnx_host", "percentiles"]

@@ -1,0 +1,305 @@
+"""The ``edgekd`` command: a thin click layer over the API.
+
+It parses options, calls the API, shows progress on stderr, and turns an ``EdgeKDError`` into one line
+on stderr and its exit code (2 for bad input, 3 for an unmet budget). No heavy import happens here.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import EdgeKDError
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _distill_options(f):
+    """Options shared by `build` and `distill`."""
+    opts = [
+        click.option("--data", "data", default="fashion-mnist", show_default=True,
+                     help="Data spec: fashion-mnist, digits, npz:PATH, idx:DIR, folder:DIR."),
+        click.option("--teacher", type=click.Path(dir_okay=False), default=None,
+                     help="Teacher file: .pt (TorchScript or state_dict), .pt2, .onnx, .tflite. "
+                          "Default: edgekd's built-in teacher for the data."),
+        click.option("--teacher-arch", default=None, help="module:factory that builds a state_dict teacher."),
+        click.option("--teacher-outputs", type=click.Choice(["auto", "logits", "probs"]), default="auto",
+                     show_default=True, help="Whether the teacher outputs logits or probabilities."),
+        click.option("--loss", default="hinton", show_default=True, help="Distillation loss (hinton, or ce = no teacher)."),
+        click.option("--temperature", "-T", type=float, default=4.0, show_default=True),
+        click.option("--alpha", type=float, default=0.9, show_default=True, help="Weight of the soft KD term."),
+        click.option("--hint", "hints", multiple=True, metavar="TEACHER_LAYER:STUDENT_LAYER",
+                     help="Feature hint pair (repeatable); a projection is learned when shapes differ."),
+        click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
+        click.option("--epochs", type=int, default=None, help="Training epochs per student."),
+        click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
+        click.option("--lr", type=float, default=3e-3, show_default=True),
+        click.option("--batch-size", type=int, default=128, show_default=True),
+        click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience (epochs)."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--limit", type=int, default=None, help="Use at most this many training samples."),
+        click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+                     help="Where teachers and teacher outputs are cached (default ~/.cache/edgekd)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _distill_config(kw: dict[str, Any], default_epochs: int):
+    from .distill.config import DistillConfig, parse_hint
+
+    return DistillConfig(loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
+                         hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
+                         epochs=kw["epochs"] or default_epochs, optimizer=kw["optimizer"], lr=kw["lr"],
+                         batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgekd")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def cli(debug: bool) -> None:
+    """edgekd: distil compact students from a teacher and prove they fit an edge device.
+
+    Start with:  edgekd build --target raspberrypi
+    """
+
+
+@cli.command()
+@click.option("--target", default="raspberrypi", show_default=True, help="Device profile (see `edgekd targets list`).")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
+@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/TARGET).")
+@click.option("--family", default=None, help="Student family (default: chosen from the data's shape).")
+@click.option("--size", "sizes", multiple=True, metavar="WIDTHxDEPTH",
+              help="Student size to try, e.g. 0.5x1 (repeatable; default: the family's ladder).")
+@click.option("--bench-runs", type=int, default=200, show_default=True, help="Timed runs per benchmark.")
+@_distill_options
+def build(**kw: Any) -> None:
+    """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
+    from .pipeline import BuildConfig, build as run_build
+
+    cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=kw["teacher"], teacher_arch=kw["teacher_arch"],
+                      teacher_outputs=kw["teacher_outputs"], out_dir=kw["out"], targets_dir=kw["targets_dir"],
+                      cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
+                      sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
+                      bench_runs=kw["bench_runs"], command=_command_line())
+    report = run_build(cfg, progress=_say)
+    sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
+    click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} ms"
+               f" ({sel['latency_source']})  size {sel['model_size_mb']:.3f} MB")
+    click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json)")
+
+
+def _parse_size(text: str) -> tuple[float, int]:
+    from .errors import ConfigError
+
+    try:
+        w, d = text.lower().split("x")
+        return float(w), int(d)
+    except ValueError:
+        raise ConfigError(f"bad --size {text!r}", "write WIDTHxDEPTH, e.g. 0.5x1") from None
+
+
+@cli.command()
+@click.option("--student", "family", default=None, help="Student family (default: chosen from the data's shape).")
+@click.option("--width", type=float, default=0.5, show_default=True)
+@click.option("--depth", type=int, default=1, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for student.pt/.json.")
+@_distill_options
+def distill(**kw: Any) -> None:
+    """Train one student against a teacher (or alone with --loss ce)."""
+    from .cache import default_cache_dir
+    from .data import load_dataset
+    from .models.students import StudentSpec, default_family
+    from .stages import check_teacher_fits, distill_student
+
+    config = _distill_config(kw, 5)
+    data = load_dataset(kw["data"], seed=kw["seed"], limit=kw["limit"])
+    spec = StudentSpec(kw["family"] or default_family(data.input_shape), kw["width"], kw["depth"],
+                       data.input_shape, data.num_classes)
+    teacher = None
+    if config.uses_teacher:
+        if kw["teacher"]:
+            from .models.teachers import load_teacher
+
+            teacher = load_teacher(kw["teacher"], arch=kw["teacher_arch"], outputs=kw["teacher_outputs"])
+        else:
+            from .models.default_teacher import default_teacher
+
+            teacher, _ = default_teacher(data, kw["cache_dir"] or default_cache_dir(), progress=_say)
+        check_teacher_fits(teacher, data)
+    ckpt = distill_student(data, spec, config, kw["out"], teacher=teacher, progress=_say)
+    click.echo(f"{ckpt.name}: test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, "
+               f"{ckpt.macs / 1e6:.2f} M MACs -> {kw['out']}/student.pt")
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .onnx file.")
+@click.option("--data", default=None, help="Data spec for parity samples and accuracy (default: the training data).")
+def export(checkpoint: str, out: str, data: str | None) -> None:
+    """Export a distilled student (student.json) to ONNX, with a parity check against torch."""
+    from .data import load_dataset
+    from .stages import export_student, load_checkpoint
+
+    model, ckpt = load_checkpoint(checkpoint)
+    ds = load_dataset(data or ckpt.config.get("data", "fashion-mnist"))
+    exported = export_student(model, ds, out)
+    p = exported.parity
+    click.echo(f"{out}: {exported.size_bytes / 1e6:.3f} MB, parity max abs diff {p['max_abs_diff']:.2e}, "
+               f"argmax agreement {p['argmax_agreement']:.4f}, accuracy {exported.accuracy:.4f} ({exported.tool})")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--data", default="fashion-mnist", show_default=True, help="Data spec for calibration and accuracy.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output int8 .onnx file.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--per-tensor", is_flag=True, help="Per-tensor weights instead of per-channel.")
+@click.option("--calibration-samples", type=int, default=256, show_default=True)
+def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, calibration_samples: int) -> None:
+    """Static int8 quantization (QDQ) of an ONNX model with onnxruntime, checked against the fp32 model."""
+    from .data import load_dataset
+    from .export.parity import run_onnx
+    from .quantize.ort_int8 import OrtInt8Config
+    from .records import ExportedModel
+    from .stages import accuracy_of, quantize_student
+
+    cfg = OrtInt8Config(method=method, per_channel=not per_tensor, calibration_samples=calibration_samples)
+    ds = load_dataset(data)
+    src = _existing_onnx(model)
+    q = quantize_student(src, ds, out, cfg)
+    fp32_acc = accuracy_of(run_onnx(model, ds.x_test), ds.y_test)
+    click.echo(f"{out}: {q.size_bytes / 1e6:.3f} MB, int8 accuracy {q.accuracy:.4f} vs fp32 {fp32_acc:.4f}, "
+               f"argmax agreement {q.parity['argmax_agreement']:.4f}")
+
+
+def _existing_onnx(path: str):
+    from pathlib import Path
+
+    from .errors import ConfigError
+    from .fsio import sha256_file
+    from .records import ExportedModel
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"model file {p} does not exist", "pass an .onnx file")
+    try:
+        import onnx
+
+        m = onnx.load(str(p))
+        inp, out = m.graph.input[0], m.graph.output[0]
+    except Exception as e:
+        raise ConfigError(f"{p} is not a readable ONNX model ({str(e).splitlines()[0][:200]})",
+                          "pass an .onnx file written by `edgekd export`") from None
+    shape = tuple(d.dim_value or d.dim_param or None for d in inp.type.tensor_type.shape.dim)
+    return ExportedModel(path=str(p), sha256=sha256_file(p), format="onnx", precision="fp32",
+                         size_bytes=p.stat().st_size, input_name=inp.name, input_shape=shape,
+                         output_name=out.name, tool="user-supplied")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--threads", type=int, default=1, show_default=True)
+@click.option("--runs", type=int, default=200, show_default=True)
+@click.option("--warmup", type=int, default=20, show_default=True)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result here too.")
+def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None) -> None:
+    """Measure an ONNX model on this CPU (separate process): latency percentiles, cold start, memory."""
+    from dataclasses import asdict
+
+    from .bench.host import bench_onnx_host
+    from .fsio import write_json_atomic
+
+    m = _existing_onnx(model)
+    shape = tuple(int(d) for d in m.input_shape[1:] if isinstance(d, int))
+    if len(shape) != len(m.input_shape) - 1:
+        from .errors import ConfigError
+
+        raise ConfigError(f"{model} has dynamic dimensions besides the batch: {m.input_shape}",
+                          "export it with a static sample shape")
+    r = bench_onnx_host(model, shape, threads=threads, runs=runs, warmup=warmup)
+    click.echo(f"p50 {r.p50_ms:.3f} ms  p90 {r.p90_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  cold start {r.cold_start_ms:.1f} ms"
+               f"  model memory {r.model_memory_mb:.1f} MB (peak RSS {r.peak_rss_mb:.1f} MB)")
+    click.echo(r.how)
+    if json_out:
+        write_json_atomic(json_out, asdict(r))
+
+
+@cli.group()
+def targets() -> None:
+    """List and show device profiles."""
+
+
+@targets.command("list")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None)
+def targets_list(targets_dir: str | None) -> None:
+    """List known targets."""
+    from .targets import list_targets, load_target
+
+    for name in list_targets(targets_dir):
+        click.echo(f"{name:16s} {load_target(name, targets_dir).description}")
+
+
+@targets.command("show")
+@click.argument("name")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None)
+def targets_show(name: str, targets_dir: str | None) -> None:
+    """Show one target profile (its TOML)."""
+    from pathlib import Path
+
+    from .targets import load_target
+
+    t = load_target(name, targets_dir)
+    click.echo(f"# {t.path}")
+    click.echo(Path(t.path).read_text() if Path(t.path).is_file() else str(t))
+
+
+def _command_line() -> str:
+    return "edgekd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: runs the CLI and maps errors to exit codes. The only place that exits."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="edgekd", standalone_mode=False)
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("edgekd: aborted", err=True)
+        return 130
+    except EdgeKDError as e:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"edgekd: error: {e}", err=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        click.echo("edgekd: interrupted; finished artifacts are kept, partial ones were removed", err=True)
+        return 130
+    except Exception as e:  # a bug in edgekd, not the user's input
+        if debug:
+            traceback.print_exc()
+        first = (str(e).splitlines() or [""])[0][:300]
+        click.echo(f"edgekd: internal error: {type(e).__name__}: {first} (re-run with --debug and report it)", err=True)
+        return 1
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

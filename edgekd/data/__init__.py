@@ -1,0 +1,176 @@
+"""Data sets from specs: ``fashion-mnist`` (default), ``digits``, ``npz:PATH``, ``idx:DIR``, ``folder:DIR``.
+
+``load_dataset(spec)`` loads, validates and splits the data deterministically into train / val /
+test. No torch here: arrays are numpy (x float32, y int64).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ConfigError, DataError
+from .checks import check_x, check_y, count_classes, split_indices, split_sizes, to_float32
+from .idx import read_idx, read_idx_header, write_idx
+from .specs import DEFAULT_SPEC, SCHEMES, load_raw, parse_spec
+
+__all__ = [
+    "DEFAULT_SPEC",
+    "Dataset",
+    "list_builtin_specs",
+    "load_dataset",
+    "parse_spec",
+    "read_idx",
+    "read_idx_header",
+    "write_idx",
+]
+
+log = logging.getLogger(__name__)
+_ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A split data set. Treat the arrays as read-only: the fingerprint is cached."""
+
+    spec: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: tuple[str, ...]
+    kind: str  # "image" (x is N×C×H×W) or "features" (x is N×F)
+    _fingerprint: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, e.g. (1, 28, 28) or (F,)."""
+        return tuple(int(d) for d in self.x_train.shape[1:])
+
+    def fingerprint(self) -> str:
+        """sha256 hex of the content (arrays' dtypes, shapes and bytes, and the class count);
+        independent of the spec string, so the same data from two specs hashes alike."""
+        if self._fingerprint is None:
+            h = hashlib.sha256(b"edgekd-dataset-v1")
+            h.update(f"classes={self.num_classes}".encode())
+            for name in _ARRAYS:
+                arr = np.ascontiguousarray(getattr(self, name))
+                h.update(f"|{name}:{arr.dtype.str}:{arr.shape}|".encode())
+                h.update(memoryview(arr).cast("B"))
+            object.__setattr__(self, "_fingerprint", h.hexdigest())
+        return self._fingerprint  # type: ignore[return-value]
+
+    def calibration_samples(self, n: int, seed: int) -> np.ndarray:
+        """``min(n, len(x_train))`` distinct training samples, the same for the same seed."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ConfigError(f"calibration sample count must be a positive integer, got {n!r}", "pass n >= 1")
+        k = min(int(n), len(self.x_train))
+        idx = np.random.default_rng(seed).choice(len(self.x_train), size=k, replace=False)
+        return self.x_train[idx]
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset(spec={self.spec!r}, kind={self.kind!r}, input_shape={self.input_shape}, "
+            f"num_classes={self.num_classes}, train={len(self.x_train)}, val={len(self.x_val)}, "
+            f"test={len(self.x_test)})"
+        )
+
+
+def list_builtin_specs() -> list[str]:
+    """Specs that need no path (data sets edgekd knows by name)."""
+    return [name for name in SCHEMES.names() if not SCHEMES.get(name).takes_arg]
+
+
+def _check_options(seed: int, val_fraction: float, test_fraction: float, limit: int | None) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative integer, got {seed!r}", "pass e.g. seed=0")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}", "pass e.g. 0.1")
+    if not 0.0 < test_fraction < 1.0:
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}", "pass e.g. 0.2")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1):
+        raise ConfigError(f"limit must be a positive integer or None, got {limit!r}", "pass e.g. limit=1000")
+
+
+def _cap(limit: int, fraction: float) -> int:
+    """Size of a val/test set that keeps its ratio ``fraction`` to ``limit`` training samples."""
+    return math.ceil(limit * fraction / (1.0 - fraction))
+
+
+def _subset(idx: np.ndarray, labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """At most ``n`` of ``idx`` (stratified by ``labels[idx]``), in their original order."""
+    return idx if len(idx) <= n else idx[split_indices(labels[idx], n, rng)[0]]
+
+
+def load_dataset(
+    spec: str,
+    *,
+    seed: int = 0,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.2,
+    limit: int | None = None,
+) -> Dataset:
+    """Load, validate and split the data named by ``spec``.
+
+    The source's own test split is the test set when it has one; otherwise ``test_fraction`` of it
+    is carved off (stratified when every class has 2+ samples). Then ``val_fraction`` of the rest
+    becomes val. ``limit`` keeps at most that many training samples (a stratified subset) and caps
+    val and test in proportion (``ceil(limit * f / (1 - f))``), for fast runs. All choices come
+    from ``numpy.random.default_rng(seed)``: the same seed gives identical arrays.
+    """
+    _check_options(seed, val_fraction, test_fraction, limit)
+    raw = load_raw(spec)
+    src = raw.source or spec
+    x = check_x(raw.x, src, "x")
+    y = check_y(raw.y, len(x), src, "y")
+    x_test = y_test = None
+    if raw.x_test is not None:
+        x_test = check_x(raw.x_test, src, "x_test")
+        y_test = check_y(raw.y_test, len(x_test), src, "y_test")
+        if x_test.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"{src}: x_test samples have shape {x_test.shape[1:]} but x samples have {x.shape[1:]}",
+                "give train and test samples the same shape",
+            )
+
+    num_classes = count_classes(y, y_test, raw.class_names, src)
+    rng = np.random.default_rng(seed)
+    if x_test is None:
+        n_test = split_sizes(len(y), test_fraction, "test", src, minimum_rest=2 if val_fraction > 0 else 1)
+        test_idx, pool = split_indices(y, n_test, rng)
+        test_x, test_y = x, y
+    else:
+        test_idx, pool = np.arange(len(y_test)), np.arange(len(y))
+        test_x, test_y = x_test, y_test
+    n_val = split_sizes(len(pool), val_fraction, "validation", src)
+    val_sub, train_sub = split_indices(y[pool], n_val, rng)
+    val_idx, train_idx = pool[val_sub], pool[train_sub]
+    if limit is not None and len(train_idx) > limit:
+        train_idx = _subset(train_idx, y, int(limit), rng)
+        val_idx = _subset(val_idx, y, _cap(limit, val_fraction), rng)
+        test_idx = _subset(test_idx, test_y, _cap(limit, test_fraction), rng)
+    missing = set(range(num_classes)) - set(np.unique(y[train_idx]).tolist())
+    if missing:
+        log.warning("%s: classes %s have no training samples", src, sorted(missing)[:10])
+
+    x_tr = to_float32(x[train_idx])
+    return Dataset(
+        spec=spec,
+        x_train=x_tr,
+        y_train=y[train_idx],
+        x_val=to_float32(x[val_idx]),
+        y_val=y[val_idx],
+        x_test=to_float32(test_x[test_idx]),
+        y_test=test_y[test_idx],
+        num_classes=num_classes,
+        class_names=raw.class_names or tuple(str(i) for i in range(num_classes)),
+        kind="image" if x_tr.ndim == 4 else "features",
+    )
+

@@ -1,0 +1,1 @@
+"""Distillation: losses (one registry), the training loop, and the teacher-output cache."""

@@ -1,0 +1,174 @@
+"""The training loop: one readable function, top to bottom.
+
+Seeded; AdamW or SGD with a cosine schedule; early stopping on validation accuracy (best weights are
+restored); the teacher is frozen (eval mode, no gradients) and, without hints, never run here at all:
+its logits on the training set are computed once by the caller and passed in (``teacher_logits``),
+aligned with ``data.x_train``. With hints the teacher runs on each batch under ``no_grad`` to give
+its intermediate features.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ConfigError, TeacherError, TrainingError
+from .config import DistillConfig
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class TrainResult:
+    model: Any  # the student with its best-validation weights loaded
+    best_val_accuracy: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
+    """Top-1 accuracy of a torch model on numpy arrays."""
+    import torch
+
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size):
+            out = model(torch.from_numpy(x[i:i + batch_size]))
+            correct += int((out.argmax(dim=1).numpy() == y[i:i + batch_size]).sum())
+    return correct / max(1, len(x))
+
+
+def freeze(teacher: Any) -> Any:
+    """Eval mode and no gradients: the teacher is never updated."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
+          teacher_module: Any = None, progress: Progress | None = None) -> TrainResult:
+    import torch
+
+    from .hints import FeatureTap, make_projection
+    from .losses import LOSSES, hint_mse
+
+    say = progress or (lambda _msg: None)
+    torch.manual_seed(config.seed)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    loss_fn = LOSSES.get(config.loss)
+    _check_teacher_inputs(config, data, teacher_logits, teacher_module)
+
+    x_train = torch.from_numpy(data.x_train)
+    y_train = torch.from_numpy(data.y_train.astype(np.int64))
+    t_train = torch.from_numpy(teacher_logits.astype(np.float32)) if teacher_logits is not None else None
+
+    # --- hints: taps on both models and one projection per pair, sized from a probe batch ---
+    projections = torch.nn.ModuleList()
+    s_tap = t_tap = None
+    if config.hints:
+        freeze(teacher_module)
+        t_tap = FeatureTap(teacher_module, [t for t, _ in config.hints], "the teacher")
+        s_tap = FeatureTap(student, [s for _, s in config.hints], "the student")
+        student.eval()
+        with torch.no_grad():
+            probe = x_train[:2]
+            teacher_module(probe)
+            student(probe)
+        for t_name, s_name in config.hints:
+            s_shape = tuple(s_tap.features[s_name].shape[1:])
+            t_shape = tuple(t_tap.features[t_name].shape[1:])
+            projections.append(make_projection(s_shape, t_shape))
+
+    params = list(student.parameters()) + list(projections.parameters())
+    if config.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
+    gen = torch.Generator().manual_seed(config.seed)
+
+    best_acc, best_state, stale, history = -1.0, None, 0, []
+    epoch = 0
+    try:
+        for epoch in range(1, config.epochs + 1):
+            t0 = time.perf_counter()
+            student.train()
+            projections.train()
+            order = torch.randperm(len(x_train), generator=gen)
+            running, seen = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+                xb, yb = x_train[idx], y_train[idx]
+                logits = student(xb)
+                tb = t_train[idx] if t_train is not None else None
+                if tb is None and teacher_module is not None and config.uses_teacher:
+                    with torch.no_grad():
+                        tb = teacher_module(xb)
+                elif config.hints:
+                    with torch.no_grad():
+                        teacher_module(xb)  # fills the teacher's feature taps
+                loss = loss_fn(logits, tb, yb, temperature=config.temperature, alpha=config.alpha)
+                for proj, (t_name, s_name) in zip(projections, config.hints):
+                    loss = loss + config.hint_weight * hint_mse(proj(s_tap.features[s_name]), t_tap.features[t_name])
+                if not torch.isfinite(loss):
+                    first = int(step * config.batch_size)
+                    raise TrainingError(
+                        f"training diverged: loss is {float(loss)} at epoch {epoch}, step {step + 1} "
+                        f"(batch of training samples in shuffled positions {first}..{first + len(idx) - 1})",
+                        "lower --lr or --temperature, or check the data and teacher outputs for extreme values")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                opt.step()
+                sched.step()
+                running += float(loss.detach()) * len(idx)
+                seen += len(idx)
+            val_acc = evaluate(student, data.x_val, data.y_val)
+            history.append({"epoch": epoch, "loss": running / seen, "val_accuracy": val_acc,
+                            "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
+            improved = val_acc > best_acc
+            if improved:
+                best_acc, best_state, stale = val_acc, copy.deepcopy(student.state_dict()), 0
+            else:
+                stale += 1
+            say(f"epoch {epoch}/{config.epochs}  loss {running / seen:.4f}  val acc {val_acc:.4f}"
+                f"{'  (best)' if improved else ''}  {time.perf_counter() - t0:.1f}s")
+            if stale >= config.patience:
+                say(f"early stop: no better validation accuracy for {config.patience} epochs")
+                break
+    finally:
+        for tap in (s_tap, t_tap):
+            if tap is not None:
+                tap.close()
+    student.load_state_dict(best_state)
+    student.eval()
+    return TrainResult(student, best_acc, epoch, epoch < config.epochs, history)
+
+
+def _check_teacher_inputs(config: DistillConfig, data: Any, teacher_logits: np.ndarray | None,
+                          teacher_module: Any) -> None:
+    if config.hints and teacher_module is None:
+        raise ConfigError("hints need a PyTorch teacher (its layers are read)",
+                          "use a .pt/.pt2/state_dict teacher, or drop --hint")
+    if config.uses_teacher and config.loss != "ce" and teacher_logits is None and teacher_module is None:
+        raise ConfigError(f"loss {config.loss!r} needs a teacher", "pass --teacher, or use --loss ce")
+    if teacher_logits is not None:
+        if teacher_logits.shape != (len(data.x_train), data.num_classes):
+            raise TeacherError(
+                f"teacher outputs have shape {teacher_logits.shape}, expected ({len(data.x_train)}, {data.num_classes})",
+                "use a teacher trained on the same classes as the data")
+        if not np.isfinite(teacher_logits).all():
+            raise TeacherError("the teacher produced NaN or inf outputs on the training data",
+                               "check the teacher model and the input scaling it expects")

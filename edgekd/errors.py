@@ -1,0 +1,64 @@
+"""Errors edgekd raises on purpose.
+
+Every error carries one line that names the cause and the fix; the CLI prints it and exits with
+``exit_code`` (2 for bad input, 3 for an unmet budget). Anything else escaping is a bug in edgekd.
+"""
+
+from __future__ import annotations
+
+
+class EdgeKDError(Exception):
+    """Base class: ``cause`` says what is wrong, ``fix`` says what the user can do about it."""
+
+    exit_code = 2
+
+    def __init__(self, cause: str, fix: str | None = None) -> None:
+        self.cause = cause.rstrip(". ")
+        self.fix = fix.rstrip(". ") if fix else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        line = self.cause if not self.fix else f"{self.cause}. Fix: {self.fix}"
+        return " ".join(line.split())  # always a single line
+
+
+class ConfigError(EdgeKDError):
+    """An option or config value is invalid."""
+
+
+class DataError(EdgeKDError):
+    """A data spec cannot be parsed or its data is unusable."""
+
+
+class TargetError(EdgeKDError):
+    """A target profile is unknown or malformed."""
+
+
+class TeacherError(EdgeKDError):
+    """A teacher model cannot be loaded or does not fit the data."""
+
+
+class TrainingError(EdgeKDError):
+    """Training diverged (NaN/inf loss) or cannot proceed."""
+
+
+class ExportError(EdgeKDError):
+    """A model cannot be exported or converted."""
+
+
+class ParityError(ExportError):
+    """A converted model disagrees with its source beyond tolerance."""
+
+
+class BenchError(EdgeKDError):
+    """A benchmark could not be run."""
+
+
+class OutputError(EdgeKDError):
+    """An output location cannot be written."""
+
+
+class BudgetError(EdgeKDError):
+    """No candidate meets the target's budget."""
+
+    exit_code = 3

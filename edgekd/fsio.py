@@ -1,0 +1,76 @@
+"""Atomic file writes and hashing: nothing half-written is ever left under its final name."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import OutputError
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """Create ``path`` (and parents) and check it is writable, with a clear error if not."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OutputError(f"cannot create output directory {p} ({e.strerror or e})",
+                          "choose a writable location with --out") from None
+    if not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"output directory {p} is not writable", "choose a writable location with --out")
+    return p
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``final``; rename it onto ``final`` only if the block succeeds.
+
+    The temporary name starts with ``.tmp-`` so an interrupted write never looks like an artifact.
+    """
+    final = Path(final)
+    ensure_dir(final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(final: str | Path, text: str) -> Path:
+    with atomic_path(final) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(final)
+
+
+def write_json_atomic(final: str | Path, obj: Any) -> Path:
+    return write_text_atomic(final, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    import dataclasses
+
+    if dataclasses.is_dataclass(o):
+        return dataclasses.asdict(o)
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

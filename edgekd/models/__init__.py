@@ -1,0 +1,1 @@
+"""Student families, teacher loaders and model counting. Heavy imports happen inside functions."""

@@ -1,0 +1,193 @@
+"""``edgekd build``: teacher -> distil candidates -> export -> int8 -> benchmark -> select -> report.
+
+The order of the stages is read top to bottom in ``build``. Each stage is a function in ``stages``;
+this module only wires them, times them and writes the run's records.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from . import __version__
+from .distill.config import DistillConfig
+from .errors import BudgetError, ConfigError
+from .fsio import ensure_dir, sha256_file, write_json_atomic
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything ``edgekd build`` needs; validated on construction."""
+
+    target: str = "raspberrypi"
+    data: str = "fashion-mnist"  # a data spec (see edgekd.data)
+    teacher: str | None = None  # teacher file; None = the built-in default teacher
+    teacher_arch: str | None = None  # module:factory for a state_dict teacher
+    teacher_outputs: str = "auto"  # "auto", "logits" or "probs"
+    out_dir: str | None = None  # default: runs/<target>
+    targets_dir: str | None = None
+    cache_dir: str | None = None  # default: ~/.cache/edgekd
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=4))
+    family: str | None = None  # student family; default chosen from the data's shape
+    sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
+    data_limit: int | None = None  # keep at most this many training samples (quick runs)
+    bench_runs: int = 200
+    bench_warmup: int = 20
+    command: str = ""  # the command line that started the build, for the report
+
+    def __post_init__(self) -> None:
+        if self.sizes is not None and len(self.sizes) < 1:
+            raise ConfigError("no student sizes given", "pass at least one --size WIDTHxDEPTH")
+        if self.bench_runs < 1 or self.bench_warmup < 0:
+            raise ConfigError("bench runs must be >= 1 and warm-up >= 0", "use e.g. --bench-runs 200")
+        if self.data_limit is not None and self.data_limit < 10:
+            raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")
+
+
+def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, Any]:
+    """Run the whole chain; returns the report dict. Raises BudgetError (exit 3) when nothing fits."""
+    from .cache import default_cache_dir
+    from .data import load_dataset
+    from .models.students import ladder
+    from .report.writer import write_reports
+    from .targets import load_target
+
+    say = progress or (lambda _m: None)
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    target = load_target(config.target, config.targets_dir)
+    out = ensure_dir(config.out_dir or Path("runs") / target.name)
+    cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
+
+    with _timed(timings, "data", say, f"data: loading {config.data}"):
+        data = load_dataset(config.data, seed=config.distill.seed, limit=config.data_limit)
+    say(f"data: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+        f"{data.num_classes} classes, samples {data.input_shape}")
+
+    with _timed(timings, "teacher", say, "teacher: preparing"):
+        teacher, teacher_info, teacher_logits = _prepare_teacher(config, data, cache_dir, say)
+
+    specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes)
+    candidates = []
+    for i, spec in enumerate(specs, 1):
+        cdir = ensure_dir(out / "candidates" / spec.name)
+        say(f"[{i}/{len(specs)}] {spec.name}: distilling")
+        candidates.append(_candidate(config, target, data, spec, cdir, teacher, teacher_logits, timings, say))
+
+    report = _report(config, target, data, teacher_info, candidates, timings, t_start)
+    paths = write_reports(report, out)
+    _write_manifest(out, config, timings, candidates, paths)
+    say(f"report: {paths['md']}")
+    if report["selected"] is None:
+        sel = report["selection"]
+        broken = "; ".join(v["budget"] + f" {v['value']:.4g} vs {v['limit']:.4g} ({v['excess']})"
+                           for v in sel["violations"].get(sel["closest"], []))
+        raise BudgetError(f"no student meets the {target.name} budget; closest is {sel['closest']}: {broken}",
+                          f"relax the budget in a profile under --targets-dir, or try other sizes (report: {paths['md']})")
+    return report
+
+
+def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progress):
+    from .distill.cache import cached_teacher_logits
+    from .models.default_teacher import default_teacher
+    from .models.teachers import load_teacher
+    from .stages import accuracy_of, check_teacher_fits
+
+    if config.teacher is None:
+        teacher, info = default_teacher(data, cache_dir, progress=say)
+        teacher_id = "default:" + info["weights_sha256"]
+    else:
+        teacher = load_teacher(config.teacher, arch=config.teacher_arch, outputs=config.teacher_outputs)
+        info = {"path": str(config.teacher), "kind": teacher.kind, "sha256": sha256_file(config.teacher)}
+        teacher_id = info["sha256"]
+    check_teacher_fits(teacher, data)
+    logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, progress=say)
+    info["accuracy"] = accuracy_of(teacher.logits(data.x_test), data.y_test)
+    info["outputs"] = teacher.outputs
+    say(f"teacher: test accuracy {info['accuracy']:.4f} ({info.get('origin', info.get('path'))})")
+    return teacher, info, logits
+
+
+def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, timings, say) -> dict[str, Any]:
+    from .bench.host import bench_onnx_host
+    from .stages import distill_student, export_student, load_checkpoint, quantize_student
+
+    with _timed(timings, "distill", say):
+        ckpt = distill_student(data, spec, config.distill, cdir, teacher=teacher, teacher_logits=teacher_logits,
+                               progress=lambda m: say(f"    {m}"))
+    say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
+    with _timed(timings, "export", say):
+        model, _ = load_checkpoint(cdir / "student.json")
+        fp32 = export_student(model, data, cdir / "model_fp32.onnx")
+    with _timed(timings, "quantize", say):
+        int8 = quantize_student(fp32, data, cdir / "model_int8.onnx")
+    say(f"    onnx fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
+        f"(argmax agreement {int8.parity.get('argmax_agreement', float('nan')):.4f})")
+    threads = min(target.threads, os.cpu_count() or 1)
+    benches = {}
+    with _timed(timings, "bench", say):
+        for prec, m in (("fp32", fp32), ("int8", int8)):
+            benches[prec] = bench_onnx_host(m.path, data.input_shape, threads=threads, runs=config.bench_runs,
+                                            warmup=config.bench_warmup)
+            write_json_atomic(cdir / f"bench_{prec}.json", asdict(benches[prec]))
+    b = benches["int8"]
+    say(f"    int8 p50 {b.p50_ms:.3f} ms, p90 {b.p90_ms:.3f} ms (fp32 p90 {benches['fp32'].p90_ms:.3f} ms), host")
+    return {"checkpoint": ckpt, "fp32": fp32, "int8": int8, "bench": benches, "threads": threads}
+
+
+def _report(config, target, data, teacher_info, candidates, timings, t_start) -> dict[str, Any]:
+    from .report.build_report import build_report_dict
+
+    return build_report_dict(config=config, target=target, data=data, teacher=teacher_info,
+                             candidates=candidates, timings=timings,
+                             wall_s=time.perf_counter() - t_start, environment=environment())
+
+
+def environment() -> dict[str, Any]:
+    import numpy
+    import onnxruntime
+    import torch
+
+    cpu = ""
+    try:
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
+    except OSError:
+        pass
+    return {"edgekd": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "cpu": cpu or platform.processor(), "logical_cores": os.cpu_count(), "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
+def _write_manifest(out: Path, config: BuildConfig, timings, candidates, paths) -> None:
+    artifacts = {}
+    for p in sorted(out.rglob("*")):
+        if p.is_file() and not p.name.startswith(".tmp-") and p.name != "manifest.json":
+            artifacts[str(p.relative_to(out))] = sha256_file(p)
+    cfg = asdict(replace(config))
+    write_json_atomic(out / "manifest.json", {"edgekd": __version__, "stage_seconds": timings,
+                                              "config": cfg, "artifacts": artifacts})
+
+
+class _timed:
+    """Adds the block's wall time to ``timings[stage]``; optionally announces the stage."""
+
+    def __init__(self, timings: dict[str, float], stage: str, say: Progress, message: str | None = None) -> None:
+        self.timings, self.stage, self.say, self.message = timings, stage, say, message
+
+    def __enter__(self):
+        if self.message:
+            self.say(self.message)
+        self.t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
+        return False

@@ -1,0 +1,1 @@
+"""Built-in target profiles (TOML data files)."""

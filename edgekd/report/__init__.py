@@ -1,0 +1,1 @@
+"""Reports: pure functions from run records to JSON and Markdown."""

@@ -1,0 +1,70 @@
+"""Write a report dict as report.json and report.md (atomically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..fsio import write_json_atomic, write_text_atomic
+
+
+def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    out = Path(out_dir)
+    return {"json": write_json_atomic(out / "report.json", report),
+            "md": write_text_atomic(out / "report.md", to_markdown(report))}
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.2f}%"
+
+
+def to_markdown(r: dict[str, Any]) -> str:
+    b = r["budget"]
+    lines = [f"# edgekd report: {r['target']}", "", f"*{r['target_description']}*", ""]
+    if r["selected"]:
+        lines += [f"**Chosen student: `{r['selected']}`** — {r['selection']['reason']}.", ""]
+    else:
+        lines += [f"**No student meets the budget.** Closest: `{r['selection']['closest']}`.", ""]
+    lines += [f"> {r['latency_note']}", ""]
+    lines += ["## Budget", "", "| p90 latency | peak memory | model size | least accuracy |", "|---|---|---|---|",
+              f"| {_num(b['p90_latency_ms'], ' ms')} | {_num(b['peak_memory_mb'], ' MB')} | "
+              f"{_num(b['model_size_mb'], ' MB')} | {_pct(b['min_accuracy'])} |", ""]
+    t = r["teacher"]
+    lines += ["## Teacher", "", f"Test accuracy **{_pct(t['accuracy'])}** "
+              f"({t.get('origin') or t.get('path')}; outputs treated as {t.get('outputs')}).", ""]
+    lines += ["## Candidates (int8 ONNX, the deployed artifact)", "",
+              "| student | params | MMACs | acc fp32 | acc int8 | p50 ms | p90 ms | p99 ms | cold start ms "
+              "| fp32 p90 ms | model mem MB | size MB | fits |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for c in r["candidates"]:
+        mark = "**yes**" if c["within_budget"] else "no: " + "; ".join(c["budget_violations"])
+        chosen = " ⭐" if c["name"] == r["selected"] else ""
+        lines.append(f"| `{c['name']}`{chosen} | {c['params']:,} | {c['macs'] / 1e6:.2f} | {_pct(c['accuracy_fp32'])} "
+                     f"| {_pct(c['accuracy_int8'])} | {c['latency_ms']['p50']:.3f} | {c['latency_ms']['p90']:.3f} "
+                     f"| {c['latency_ms']['p99']:.3f} | {c['cold_start_ms']:.1f} | {c['latency_fp32_ms']['p90']:.3f} "
+                     f"| {c['peak_memory_mb']:.1f} | {c['model_size_mb']:.3f} | {mark} |")
+    lines += ["", "How the latency was obtained: " + (r["candidates"][0]["latency_how"] if r["candidates"] else "-"),
+              "Model memory = peak resident memory of the benchmark process minus its resident memory after "
+              "importing the runtime and before loading the model.", ""]
+    if r["selection"]["pareto"]:
+        lines += ["Pareto front (int8 accuracy vs p90 latency, fastest first): "
+                  + ", ".join(f"`{n}`" for n in r["selection"]["pareto"]), ""]
+    if r["quantization_warnings"]:
+        lines += ["## Quantization warnings", ""] + [f"- {w}" for w in r["quantization_warnings"]] + [""]
+    d = r["distill"]
+    lines += ["## How the students were trained", "",
+              f"Data `{r['data']['spec']}`: {r['data']['train']} train / {r['data']['val']} val / "
+              f"{r['data']['test']} test samples, {r['data']['num_classes']} classes. Loss `{d['loss']}` "
+              f"(T = {d['temperature']}, α = {d['alpha']}), {d['optimizer']} lr {d['lr']}, up to {d['epochs']} "
+              f"epochs, early stop after {d['patience']}, seed {d['seed']}"
+              + (f", hints {d['hints']} (β = {d['hint_weight']})" if d["hints"] else "") + ".", ""]
+    env = r["environment"]
+    lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), "",
+              "Stage wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["stage_seconds"].items())
+              + f"; total {r['wall_seconds']:.1f}s.", "", "## Reproduce", "", "```", r["command"] or "edgekd build",
+              "```", ""]
+    return "\n".join(lines)
+
+
+def _num(v: float | None, unit: str) -> str:
+    return "none" if v is None else f"{v:g}{unit}"

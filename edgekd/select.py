@@ -1,0 +1,107 @@
+"""Pure selection: candidates' figures + a budget -> the chosen student and the Pareto front.
+
+The rule: among candidates that meet every budget, the highest accuracy of the deployed (quantized)
+model wins; ties (within ``tie_tolerance``) go to the smaller model (fewer MACs, then fewer bytes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .targets import Budget
+
+
+@dataclass(frozen=True)
+class Figures:
+    """What selection needs to know about one candidate's deployed artifact."""
+
+    name: str
+    accuracy: float  # top-1 of the deployed model on the test split
+    p90_latency_ms: float
+    peak_memory_mb: float
+    model_size_mb: float
+    macs: int
+    params: int
+
+
+@dataclass(frozen=True)
+class Violation:
+    budget: str  # budget key, e.g. "p90_latency_ms"
+    limit: float
+    value: float
+
+    @property
+    def excess(self) -> str:
+        if self.budget == "min_accuracy":
+            return f"{(self.limit - self.value) * 100:.2f} points below"
+        return f"{self.value - self.limit:.3g} over ({self.value / self.limit:.2f}x the limit)"
+
+    def describe(self) -> str:
+        return f"{self.budget} {self.value:.4g} vs limit {self.limit:.4g} ({self.excess})"
+
+
+@dataclass(frozen=True)
+class Selection:
+    selected: str | None
+    reason: str
+    violations: dict[str, list[Violation]] = field(default_factory=dict)
+    pareto: list[str] = field(default_factory=list)  # accuracy vs p90 latency, fastest first
+    closest: str | None = None  # when nothing fits: the candidate with the smallest total relative excess
+
+
+def violations(fig: Figures, budget: Budget) -> list[Violation]:
+    out = []
+    for key, value in (("p90_latency_ms", fig.p90_latency_ms), ("peak_memory_mb", fig.peak_memory_mb),
+                       ("model_size_mb", fig.model_size_mb)):
+        limit = getattr(budget, key)
+        if limit is not None and value > limit:
+            out.append(Violation(key, limit, value))
+    if budget.min_accuracy is not None and fig.accuracy < budget.min_accuracy:
+        out.append(Violation("min_accuracy", budget.min_accuracy, fig.accuracy))
+    return out
+
+
+def pareto_front(figs: list[Figures]) -> list[str]:
+    """Names of candidates no other candidate beats on both accuracy and p90 latency."""
+    front = []
+    for f in figs:
+        dominated = any(g.accuracy >= f.accuracy and g.p90_latency_ms <= f.p90_latency_ms and
+                        (g.accuracy > f.accuracy or g.p90_latency_ms < f.p90_latency_ms) for g in figs)
+        if not dominated:
+            front.append(f)
+    return [f.name for f in sorted(front, key=lambda f: f.p90_latency_ms)]
+
+
+def select(figs: list[Figures], budget: Budget, tie_tolerance: float = 0.0) -> Selection:
+    viol = {f.name: violations(f, budget) for f in figs}
+    fits = [f for f in figs if not viol[f.name]]
+    front = pareto_front(figs)
+    if not fits:
+        closest = min(figs, key=lambda f: _relative_excess(viol[f.name]), default=None)
+        reason = "no candidate meets every budget"
+        return Selection(None, reason, viol, front, closest.name if closest else None)
+    best_acc = max(f.accuracy for f in fits)
+    tied = [f for f in fits if f.accuracy >= best_acc - tie_tolerance]
+    choice = min(tied, key=lambda f: (f.macs, f.model_size_mb))
+    others = len(fits) - 1
+    reason = (f"highest int8 accuracy ({choice.accuracy:.4f}) among the {len(fits)} candidate(s) that meet every "
+              f"budget" + (f"; ties within {tie_tolerance} go to the smaller model" if len(tied) > 1 else "")
+              + ("" if others else "; it is the only one that fits"))
+    return Selection(choice.name, reason, viol, front)
+
+
+def _relative_excess(vs: list[Violation]) -> float:
+    total = 0.0
+    for v in vs:
+        if v.budget == "min_accuracy":
+            total += (v.limit - v.value) / max(v.limit, 1e-9)
+        else:
+            total += (v.value - v.limit) / v.limit
+    return total
+
+
+def as_dict(sel: Selection) -> dict[str, Any]:
+    return {"selected": sel.selected, "reason": sel.reason, "pareto": sel.pareto, "closest": sel.closest,
+            "violations": {k: [{"budget": v.budget, "limit": v.limit, "value": v.value, "excess": v.excess}
+                               for v in vs] for k, vs in sel.violations.items()}}

@@ -1,0 +1,141 @@
+"""The stages of a build as plain functions, each usable alone (the CLI's subcommands call them).
+
+A stage reads typed records and files and writes files plus a record; it never reaches into another
+stage's internals. Every artifact is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .distill.config import DistillConfig
+from .errors import ConfigError, ExportError, TeacherError
+from .fsio import atomic_path, sha256_file, write_json_atomic
+from .models.students import StudentSpec
+from .records import Checkpoint, ExportedModel, to_dict
+
+Progress = Callable[[str], None]
+
+
+def check_teacher_fits(teacher: Any, data: Any) -> np.ndarray:
+    """Run the teacher on a few samples: it must accept the data's inputs and output one score per class."""
+    z = teacher.logits(data.x_val[:8] if len(data.x_val) else data.x_train[:8])
+    if z.shape[1] != data.num_classes:
+        raise TeacherError(f"teacher {teacher.name} outputs {z.shape[1]} classes but the data has {data.num_classes}",
+                           "use a teacher trained on the same classes as the data (or the matching --data)")
+    return z
+
+
+def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((logits.argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
+
+
+def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir: str | Path, *,
+                    teacher: Any = None, teacher_logits: np.ndarray | None = None,
+                    progress: Progress | None = None) -> Checkpoint:
+    """Train ``spec`` against the teacher; write ``student.pt`` + ``student.json`` into ``out_dir``."""
+    import torch
+
+    from .distill.trainer import evaluate, train
+    from .models.count import count_macs, count_params
+    from .models.students import build_student
+
+    if spec.num_classes != data.num_classes:
+        raise ConfigError(f"student has {spec.num_classes} classes but the data has {data.num_classes}",
+                          "build the student for the data's class count")
+    torch.manual_seed(config.seed)
+    model = build_student(spec)
+    teacher_module = teacher.module if teacher is not None else None
+    if config.uses_teacher and teacher_logits is None and teacher is None:
+        raise ConfigError(f"loss {config.loss!r} needs a teacher", "pass --teacher, or use --loss ce")
+    if config.uses_teacher and teacher_logits is None and teacher_module is None:
+        teacher_logits = teacher.logits(data.x_train)  # non-torch teacher: precompute once
+    result = train(model, data, config, teacher_logits=teacher_logits if config.uses_teacher else None,
+                   teacher_module=teacher_module, progress=progress)
+    acc = evaluate(result.model, data.x_test, data.y_test)
+    out = Path(out_dir)
+    weights = out / "student.pt"
+    with atomic_path(weights) as tmp:
+        torch.save(result.model.state_dict(), tmp)
+    ckpt = Checkpoint(name=spec.name, family=spec.family, path=str(weights), sha256=sha256_file(weights),
+                      params=count_params(result.model), macs=count_macs(result.model, spec.input_shape),
+                      accuracy_fp32=acc, val_accuracy=result.best_val_accuracy, epochs_run=result.epochs_run,
+                      config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
+                              "data": data.spec})
+    write_json_atomic(out / "student.json", to_dict(ckpt))
+    return ckpt
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, Checkpoint]:
+    """Load a student saved by ``distill_student`` (its .json record or its .pt next to it)."""
+    import torch
+
+    from .models.students import build_student
+
+    p = Path(path)
+    meta = p if p.suffix == ".json" else p.with_suffix(".json")
+    if not meta.is_file():
+        raise ConfigError(f"{p} has no student record {meta.name} beside it",
+                          "pass a student.json written by `edgekd distill`")
+    try:
+        d = json.loads(meta.read_text())
+        d.pop("record", None)
+        ckpt = Checkpoint(**d)
+        spec = StudentSpec(**{**ckpt.config["student"], "input_shape": tuple(ckpt.config["student"]["input_shape"])})
+    except (ValueError, TypeError, KeyError) as e:
+        raise ConfigError(f"student record {meta} is malformed ({e})", "re-run `edgekd distill`") from None
+    weights = Path(ckpt.path) if Path(ckpt.path).is_absolute() else meta.parent / Path(ckpt.path).name
+    if not weights.is_file():
+        weights = meta.parent / "student.pt"
+    model = build_student(spec)
+    try:
+        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except Exception as e:
+        raise ConfigError(f"student weights {weights} cannot be loaded ({str(e).splitlines()[0][:200]})",
+                          "re-run `edgekd distill`") from None
+    model.eval()
+    return model, replace(ckpt, path=str(weights))
+
+
+def export_student(model: Any, data: Any, out_path: str | Path, *, samples: int = 256) -> ExportedModel:
+    """ONNX export (dynamic batch) + simplification + parity against torch on held-out samples."""
+    from .export.onnx import export_onnx
+
+    x = data.x_test[:samples]
+    exported = export_onnx(model, x, out_path)
+    acc = accuracy_of(_run_onnx(exported.path, data.x_test), data.y_test)
+    return replace(exported, accuracy=acc)
+
+
+def quantize_student(fp32: ExportedModel, data: Any, out_path: str | Path, config: Any = None) -> ExportedModel:
+    """Static int8 (QDQ, per-channel) calibrated on training samples; parity and accuracy on the test split."""
+    from .export.parity import PARITY_DEFAULTS, check_parity
+    from .quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+
+    config = config or OrtInt8Config()
+    calib = data.calibration_samples(min(config.calibration_samples, len(data.x_train)), seed=0)
+    q = quantize_onnx_int8(fp32, calib, out_path, config)
+    ref = _run_onnx(fp32.path, data.x_test)
+    got = _run_onnx(q.path, data.x_test)
+    try:
+        report = check_parity(ref, got, output=fp32.output_name, route="onnx fp32 -> ort int8",
+                              **PARITY_DEFAULTS["int8"])
+    except ExportError:
+        Path(q.path).unlink(missing_ok=True)  # never leave a model that failed its check
+        raise
+    return replace(q, parity=report.as_dict(), accuracy=accuracy_of(got, data.y_test))
+
+
+def _run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
+    from .export.parity import run_onnx
+
+    return run_onnx(path, x)
+
+
+def record_dict(record: Any) -> dict[str, Any]:
+    return to_dict(record) if hasattr(record, "__dataclass_fields__") else asdict(record)

@@ -1,0 +1,169 @@
+"""Device profiles: TOML data files loaded into frozen, validated dataclasses.
+
+Built-in profiles live in ``edgekd/profiles/*.toml`` (shipped inside the package); users add their own
+with ``--targets-dir DIR``. A profile file is parsed as data only (``tomllib``); nothing in it executes.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import TargetError
+
+KNOWN_ARCHES = ("x86_64", "aarch64", "armv7", "ethos-u")
+KNOWN_RUNTIMES = ("onnxruntime", "litert")
+KNOWN_PRECISIONS = ("fp32", "fp16", "int8")
+KNOWN_EMULATION = ("none", "qemu-user", "vela")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What the chosen student must meet on the device. ``None`` means 'no limit'."""
+
+    p90_latency_ms: float | None = None  # 90th-percentile latency of one inference at batch 1
+    peak_memory_mb: float | None = None  # peak resident memory the model adds to the process
+    model_size_mb: float | None = None  # size of the deployed model file
+    min_accuracy: float | None = None  # least top-1 accuracy (0..1) of the deployed (quantized) model
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise TargetError(f"budget {f.name} must be a finite number, got {v!r}",
+                                  "write a number, or leave the key out for no limit")
+            if v <= 0 and f.name != "min_accuracy" or v < 0:
+                raise TargetError(f"budget {f.name} must be positive, got {v}",
+                                  "write a positive number, or leave the key out for no limit")
+        if self.min_accuracy is not None and self.min_accuracy > 1:
+            raise TargetError(f"budget min_accuracy is a fraction in 0..1, got {self.min_accuracy}",
+                              "write e.g. 0.85 for 85%")
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class TargetProfile:
+    """One device the student must fit."""
+
+    name: str  # identifier used on the command line (file stem)
+    description: str  # one human sentence: which board
+    arch: str  # instruction set: x86_64, aarch64, armv7, ethos-u
+    core: str  # CPU core, e.g. cortex-a72; "host" for this machine
+    clock_ghz: float  # nominal core clock
+    cores: int  # number of cores the runtime may use
+    memory_mb: int  # RAM on the board
+    threads: int  # inference threads used for benchmarks
+    runtimes: tuple[str, ...]  # runtimes available on the device, preferred first
+    precisions: tuple[str, ...]  # precisions worth deploying, preferred first
+    emulation: str  # how edgekd runs code for this target here: none (host), qemu-user, vela
+    budget: Budget  # what the chosen student must meet
+    source: str = ""  # where the hardware figures come from
+    path: str = field(default="", compare=False)  # file the profile was read from
+
+    def __post_init__(self) -> None:
+        def bad(what: str, fix: str) -> TargetError:
+            return TargetError(f"target {self.name!r}: {what}", fix)
+
+        if self.arch not in KNOWN_ARCHES:
+            raise bad(f"unknown arch {self.arch!r}", f"use one of {', '.join(KNOWN_ARCHES)}")
+        if self.emulation not in KNOWN_EMULATION:
+            raise bad(f"unknown emulation {self.emulation!r}", f"use one of {', '.join(KNOWN_EMULATION)}")
+        for r in self.runtimes:
+            if r not in KNOWN_RUNTIMES:
+                raise bad(f"unknown runtime {r!r}", f"use some of {', '.join(KNOWN_RUNTIMES)}")
+        for p in self.precisions:
+            if p not in KNOWN_PRECISIONS:
+                raise bad(f"unknown precision {p!r}", f"use some of {', '.join(KNOWN_PRECISIONS)}")
+        if not self.runtimes or not self.precisions:
+            raise bad("runtimes and precisions must not be empty", "list at least one of each")
+        if self.cores < 1 or self.threads < 1 or self.threads > self.cores:
+            raise bad(f"threads ({self.threads}) must be between 1 and cores ({self.cores})",
+                      "set threads to at most the number of cores")
+        if not (self.clock_ghz > 0 and self.memory_mb > 0):
+            raise bad("clock_ghz and memory_mb must be positive", "fix the numbers in the profile")
+
+
+_TOP_KEYS = {"name", "description", "arch", "core", "clock_ghz", "cores", "memory_mb", "threads",
+             "runtimes", "precisions", "emulation", "source", "budget"}
+_TYPES: dict[str, type | tuple[type, ...]] = {
+    "name": str, "description": str, "arch": str, "core": str, "clock_ghz": (int, float), "cores": int,
+    "memory_mb": int, "threads": int, "runtimes": list, "precisions": list, "emulation": str,
+    "source": str, "budget": dict,
+}
+
+
+def parse_target(data: dict[str, Any], name: str, path: str = "") -> TargetProfile:
+    """Build a profile from parsed TOML, with one clear error for each kind of mistake."""
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise TargetError(f"target {name!r} ({path}): unknown key(s) {', '.join(unknown)}",
+                          f"use only {', '.join(sorted(_TOP_KEYS))}")
+    required = _TOP_KEYS - {"name", "source", "threads"}
+    missing = sorted(required - set(data))
+    if missing:
+        raise TargetError(f"target {name!r} ({path}): missing key(s) {', '.join(missing)}",
+                          "add them; see `edgekd targets show raspberrypi` for a complete profile")
+    for key, typ in _TYPES.items():
+        if key in data and (not isinstance(data[key], typ) or isinstance(data[key], bool)):
+            raise TargetError(f"target {name!r} ({path}): {key} has the wrong type ({type(data[key]).__name__})",
+                              "see `edgekd targets show raspberrypi` for the expected types")
+    if data.get("name", name) != name:
+        raise TargetError(f"target file {path} says name = {data['name']!r} but is named {name!r}",
+                          "make the name key match the file name, or drop it")
+    budget_keys = {f.name for f in fields(Budget)}
+    extra = sorted(set(data["budget"]) - budget_keys)
+    if extra:
+        raise TargetError(f"target {name!r} ({path}): unknown budget key(s) {', '.join(extra)}",
+                          f"use only {', '.join(sorted(budget_keys))}")
+    return TargetProfile(
+        name=name, description=data["description"], arch=data["arch"], core=data["core"],
+        clock_ghz=float(data["clock_ghz"]), cores=data["cores"], memory_mb=data["memory_mb"],
+        threads=data.get("threads", data["cores"]), runtimes=tuple(data["runtimes"]),
+        precisions=tuple(data["precisions"]), emulation=data["emulation"],
+        budget=Budget(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                         for k, v in data["budget"].items()}),
+        source=data.get("source", ""), path=path,
+    )
+
+
+def _profile_files(targets_dir: str | Path | None) -> dict[str, Path | Any]:
+    files: dict[str, Any] = {}
+    for entry in resources.files("edgekd.profiles").iterdir():
+        if entry.name.endswith(".toml"):
+            files[entry.name[:-5]] = entry
+    if targets_dir is not None:
+        d = Path(targets_dir)
+        if not d.is_dir():
+            raise TargetError(f"--targets-dir {d} is not a directory", "pass a directory of *.toml profiles")
+        for p in sorted(d.glob("*.toml")):
+            files[p.stem] = p  # user profiles override built-ins of the same name
+    return files
+
+
+def list_targets(targets_dir: str | Path | None = None) -> list[str]:
+    """Names of every known target (built-in and from ``targets_dir``)."""
+    return sorted(_profile_files(targets_dir))
+
+
+def load_target(name: str, targets_dir: str | Path | None = None) -> TargetProfile:
+    """Load a target by name; an unknown name lists the known ones."""
+    files = _profile_files(targets_dir)
+    if name not in files:
+        raise TargetError(f"unknown target {name!r}",
+                          f"use one of: {', '.join(sorted(files))} (or add NAME.toml under --targets-dir)")
+    entry = files[name]
+    try:
+        data = tomllib.loads(entry.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise TargetError(f"target file {entry} is not valid TOML ({e})", "fix the syntax at that line") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TargetError(f"target file {entry} cannot be read ({e})", "check the file") from None
+    return parse_target(data, name, str(entry))

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs everything edgekd needs on a fresh Debian 12 / Python 3.11 machine, idempotently:
+#   - Debian packages (the Fashion-MNIST data set), when missing
+#   - a virtual environment in .venv with edgekd and its dependencies (+ test tools with --dev)
+# A second run with nothing changed does nothing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEV=0
+for arg in "$@"; do
+  case "$arg" in
+    --dev) DEV=1 ;;
+    *) echo "setup.sh: unknown option $arg (use --dev for the test tools)" >&2; exit 2 ;;
+  esac
+done
+
+APT_PACKAGES=(dataset-fashion-mnist)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv"
+  "$PY" -m venv .venv
+fi
+
+extras=""
+[ "$DEV" -eq 1 ] && extras="[dev]"
+stamp=".venv/.edgekd-setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)${extras:+-dev}"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing edgekd${extras} into .venv (first run takes a few minutes)"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+  rm -f .venv/.edgekd-setup-*
+  touch "$stamp"
+  # a --dev stamp also satisfies a plain run
+  [ "$DEV" -eq 1 ] && touch "${stamp%-dev}"
+fi
+echo "setup: ready (.venv/bin/edgekd)"
