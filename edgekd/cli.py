@@ -117,10 +117,12 @@ def distill(**kw: Any) -> None:
     """Train one student against a teacher (or alone with --loss ce)."""
     from .cache import default_cache_dir
     from .data import load_dataset
+    from .fsio import ensure_dir
     from .models.students import StudentSpec, default_family
     from .stages import check_teacher_fits, distill_student
 
     config = _distill_config(kw, 5)
+    ensure_dir(kw["out"])  # fail before training, not after
     data = load_dataset(kw["data"], seed=kw["seed"], limit=kw["limit"])
     spec = StudentSpec(kw["family"] or default_family(data.input_shape), kw["width"], kw["depth"],
                        data.input_shape, data.num_classes)

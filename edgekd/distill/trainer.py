@@ -152,6 +152,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
         for tap in (s_tap, t_tap):
             if tap is not None:
                 tap.close()
+    opt.zero_grad(set_to_none=True)  # no stale gradients left on the returned model
     student.load_state_dict(best_state)
     student.eval()
     return TrainResult(student, best_acc, epoch, epoch < config.epochs, history)

@@ -21,7 +21,7 @@ from .teachers import Teacher, _torch_teacher
 
 # width/depth of the teacher per data kind: several times the largest default student.
 TEACHER_SIZE = {"image": (2.0, 2), "sequence": (2.0, 2), "features": (4.0, 2)}
-TEACHER_TRAINING = DistillConfig(loss="ce", alpha=0.0, epochs=12, lr=3e-3, patience=4, batch_size=128)
+TEACHER_TRAINING = DistillConfig(loss="ce", alpha=0.0, epochs=8, lr=3e-3, patience=3, batch_size=128)
 SHIPPED = {"fashion-mnist": "fashion_mnist_teacher.pt"}
 
 

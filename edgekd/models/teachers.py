@@ -110,7 +110,7 @@ def _load_torch(p: Path, arch: str | None) -> Teacher:
         obj = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:
         msg = _first_line(e)
-        if "weights_only" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
+        if any(k in msg.lower() for k in ("weights only", "weights_only", "unsupported global")):
             raise TeacherError(f"teacher file {p} holds a pickled Python object, which edgekd does not unpickle "
                                "(it could run code)", "save a state_dict, TorchScript (.pt) or torch.export (.pt2) "
                                "file instead") from None

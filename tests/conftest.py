@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny data and models so every stage runs on CPU in seconds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EDGEKD = [str(REPO / ".venv" / "bin" / "edgekd")] if (REPO / ".venv/bin/edgekd").exists() else [
+    sys.executable, "-m", "edgekd"]
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from edgekd.data import load_dataset
+
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="session")
+def blobs_npz(tmp_path_factory) -> Path:
+    """A small, learnable 3-class image set (1×8×8) saved as npz."""
+    rng = np.random.default_rng(0)
+    n, classes = 300, 3
+    y = rng.integers(0, classes, n)
+    x = rng.normal(0.2, 0.05, (n, 1, 8, 8)).astype(np.float32)
+    for k in range(classes):
+        x[y == k, 0, k * 2:k * 2 + 3, :] += 0.6
+    path = tmp_path_factory.mktemp("npz") / "blobs.npz"
+    np.savez(path, x=np.clip(x, 0, 1), y=y)
+    return path
+
+
+@pytest.fixture
+def cli_env(tmp_path) -> dict[str, str]:
+    """Environment for CLI subprocesses: a private cache dir."""
+    env = dict(os.environ)
+    env["XDG_CACHE_HOME"] = str(tmp_path / "xdg-cache")
+    return env

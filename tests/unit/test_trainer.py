@@ -1,0 +1,102 @@
+"""The training loop: frozen teacher, hints, early stopping, divergence guard, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.data import load_dataset
+from edgekd.distill.config import DistillConfig, parse_hint
+from edgekd.distill.trainer import evaluate, train
+from edgekd.errors import ConfigError, TrainingError
+from edgekd.models.students import StudentSpec, build_student
+
+
+@pytest.fixture(scope="module")
+def blobs(blobs_npz):
+    return load_dataset(f"npz:{blobs_npz}", seed=0)
+
+
+def _teacher(data):
+    torch.manual_seed(1)
+    t = build_student(StudentSpec("convnet", 0.5, 1, data.input_shape, data.num_classes))
+    train(t, data, DistillConfig(loss="ce", epochs=3, lr=1e-2))
+    return t
+
+
+def test_teacher_weights_unchanged_and_get_no_gradient(blobs):
+    teacher = _teacher(blobs)
+    with torch.no_grad():
+        z = teacher(torch.from_numpy(blobs.x_train)).numpy()
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    cfg = DistillConfig(epochs=2, hints=(("stage2", "stage2"),), hint_weight=1.0)
+    teacher.train()  # the trainer must put it in eval mode itself (BN statistics must not move)
+    train(student, blobs, cfg, teacher_logits=z, teacher_module=teacher)
+    assert not teacher.training
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), f"teacher tensor {k} changed"
+    for name, p in teacher.named_parameters():
+        assert p.grad is None, f"teacher parameter {name} received a gradient"
+        assert not p.requires_grad
+
+
+def test_hints_with_different_shapes_get_a_projection_and_train(blobs):
+    teacher = _teacher(blobs)
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    # teacher stage1 has 8 channels at 8x8, student stage2 has 8 channels at 4x4: channels and size differ
+    cfg = DistillConfig(epochs=5, batch_size=32, hints=(("stage1", "stage1"), ("stage3", "stage2")),
+                        hint_weight=0.5, lr=1e-2)
+    result = train(student, blobs, cfg, teacher_module=teacher)
+    assert result.best_val_accuracy > 0.6
+
+
+def test_unknown_hint_layer_lists_the_known_ones(blobs):
+    teacher = _teacher(blobs)
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    with pytest.raises(ConfigError, match=r"no layer named 'nope'.*stage1"):
+        train(student, blobs, DistillConfig(epochs=1, hints=(("nope", "stage1"),)), teacher_module=teacher)
+
+
+def test_parse_hint():
+    assert parse_hint("stage2:stage1") == ("stage2", "stage1")
+    for bad in ("stage2", "a:b:c", ":x"):
+        with pytest.raises(ConfigError):
+            parse_hint(bad)
+
+
+def test_divergence_stops_with_epoch_and_step(blobs):
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    z = np.zeros((len(blobs.x_train), blobs.num_classes), np.float32)
+    cfg = DistillConfig(epochs=2, optimizer="sgd", lr=1e36, max_grad_norm=0)  # the first update explodes
+    with pytest.raises(TrainingError, match=r"diverged: loss is (nan|inf) at epoch 1, step 2 \(batch"):
+        train(student, blobs, cfg, teacher_logits=z)
+
+
+def test_same_seed_same_weights_and_early_stopping_restores_best(blobs):
+    def run(seed):
+        torch.manual_seed(123)  # the trainer must not depend on global state
+        s = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+        torch.manual_seed(seed)
+        s = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+        return train(s, blobs, DistillConfig(loss="ce", epochs=3, seed=seed, patience=1))
+
+    a, b = run(0), run(0)
+    for (k, v), (_, w) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert torch.equal(v, w), k
+    assert evaluate(a.model, blobs.x_val, blobs.y_val) == pytest.approx(a.best_val_accuracy)
+    assert a.best_val_accuracy == max(h["val_accuracy"] for h in a.history)
+
+
+def test_kd_needs_a_teacher(blobs):
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    with pytest.raises(ConfigError, match="needs a teacher"):
+        train(student, blobs, DistillConfig(epochs=1))
+
+
+@pytest.mark.parametrize("kwargs", [dict(temperature=0), dict(alpha=1.5), dict(alpha=-0.1), dict(epochs=0),
+                                    dict(optimizer="lion"), dict(lr=-1.0), dict(loss="nope")])
+def test_config_validation(kwargs):
+    with pytest.raises(ConfigError):
+        DistillConfig(**kwargs)
