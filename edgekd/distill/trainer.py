@@ -124,7 +124,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 if not torch.isfinite(loss):
                     first = int(step * config.batch_size)
                     raise TrainingError(
-                        f"training diverged: loss is {float(loss)} at epoch {epoch}, step {step + 1} "
+                        f"training diverged: loss is {float(loss.detach())} at epoch {epoch}, step {step + 1} "
                         f"(batch of training samples in shuffled positions {first}..{first + len(idx) - 1})",
                         "lower --lr or --temperature, or check the data and teacher outputs for extreme values")
                 opt.zero_grad(set_to_none=True)
