@@ -28,16 +28,6 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _session(ort, model: str, threads: int):
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 def _feed(np, sess, shape: tuple[int, ...], seed: int) -> dict:
     inp = sess.get_inputs()[0]
     dtypes = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
@@ -56,6 +46,7 @@ def _feed(np, sess, shape: tuple[int, ...], seed: int) -> dict:
 
 def measure(args: argparse.Namespace) -> dict:
     from edgekd.bench.measure import current_rss_mb, peak_rss_mb
+    from edgekd.export.parity import make_session
 
     import numpy as np
     import onnxruntime as ort
@@ -63,7 +54,7 @@ def measure(args: argparse.Namespace) -> dict:
     baseline = current_rss_mb()
     shape = tuple(int(s) for s in args.shape.split(",") if s.strip())
     t0 = time.perf_counter_ns()
-    sess = _session(ort, args.model, args.threads)
+    sess = make_session(args.model, args.threads)  # the same session settings as parity checks
     feed = _feed(np, sess, shape, args.seed)
     sess.run(None, feed)
     cold_ms = (time.perf_counter_ns() - t0) / 1e6

@@ -100,40 +100,34 @@ def convnet(spec: StudentSpec, base: tuple[int, ...] = (16, 32, 64)):
     Plain 3×3 convolutions with BN folded at export are what int8 CPU and NPU kernels run best.
     Inputs larger than 32 px get a stride-2 stem so compute stays small.
     """
-    import torch.nn as nn
-
     _check_shape(spec, 3)
-    c_in, h, _w = spec.input_shape
-    layers: dict[str, nn.Module] = {}
-    if h > 32:
-        layers["stem"] = _conv_bn(nn, c_in, _ch(base[0], spec.width), 2, 2)
-        c_in = _ch(base[0], spec.width)
-    for i, b in enumerate(base):
-        c_out = _ch(b, spec.width)
-        blocks = [_conv_bn(nn, c_in, c_out, 1 if i == 0 else 2, 2)]
-        blocks += [_conv_bn(nn, c_out, c_out, 1, 2) for _ in range(spec.depth - 1)]
-        layers[f"stage{i + 1}"] = nn.Sequential(*blocks)
-        c_in = c_out
-    layers["pool"] = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-    layers["head"] = nn.Linear(c_in, spec.num_classes)
-    return nn.Sequential(_ordered(layers))
+    return _staged_convnet(spec, base, dims=2, stem=spec.input_shape[1] > 32)
 
 
 @STUDENTS.register("conv1d")
 def conv1d(spec: StudentSpec, base: tuple[int, ...] = (16, 32, 64)):
     """1-D conv net for sequences (sensor channels × time): the 1-D twin of ``convnet``."""
+    _check_shape(spec, 2)
+    return _staged_convnet(spec, base, dims=1, stem=False)
+
+
+def _staged_convnet(spec: StudentSpec, base: tuple[int, ...], dims: int, stem: bool):
+    """Named stages ``stem``?, ``stage1..N``, ``pool``, ``head``: the layer names hints refer to."""
     import torch.nn as nn
 
-    _check_shape(spec, 2)
     c_in = spec.input_shape[0]
     layers: dict[str, nn.Module] = {}
+    if stem:
+        layers["stem"] = _conv_bn(nn, c_in, _ch(base[0], spec.width), 2, dims)
+        c_in = _ch(base[0], spec.width)
     for i, b in enumerate(base):
         c_out = _ch(b, spec.width)
-        blocks = [_conv_bn(nn, c_in, c_out, 1 if i == 0 else 2, 1)]
-        blocks += [_conv_bn(nn, c_out, c_out, 1, 1) for _ in range(spec.depth - 1)]
+        blocks = [_conv_bn(nn, c_in, c_out, 1 if i == 0 else 2, dims)]
+        blocks += [_conv_bn(nn, c_out, c_out, 1, dims) for _ in range(spec.depth - 1)]
         layers[f"stage{i + 1}"] = nn.Sequential(*blocks)
         c_in = c_out
-    layers["pool"] = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten())
+    pool = nn.AdaptiveAvgPool2d(1) if dims == 2 else nn.AdaptiveAvgPool1d(1)
+    layers["pool"] = nn.Sequential(pool, nn.Flatten())
     layers["head"] = nn.Linear(c_in, spec.num_classes)
     return nn.Sequential(_ordered(layers))
 
