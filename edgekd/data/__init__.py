@@ -46,7 +46,7 @@ class Dataset:
     y_test: np.ndarray
     num_classes: int
     class_names: tuple[str, ...]
-    kind: str  # "image" (x is N×C×H×W) or "features" (x is N×F)
+    kind: str  # "image" (x is N×C×H×W), "sequence" (N×C×L, e.g. sensor channels × time) or "features" (N×F)
     _fingerprint: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -171,6 +171,6 @@ def load_dataset(
         y_test=test_y[test_idx],
         num_classes=num_classes,
         class_names=raw.class_names or tuple(str(i) for i in range(num_classes)),
-        kind="image" if x_tr.ndim == 4 else "features",
+        kind={4: "image", 3: "sequence"}.get(x_tr.ndim, "features"),
     )
 

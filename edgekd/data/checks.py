@@ -8,19 +8,15 @@ from ..errors import DataError
 
 
 def check_x(x: object, source: str, name: str = "x") -> np.ndarray:
-    """Samples must be numeric N×C×H×W or N×F, non-empty and finite. Floats become float32;
+    """Samples must be numeric N×C×H×W (images), N×C×L (sequences) or N×F (features), non-empty and finite. Floats become float32;
     integer arrays are kept (uint8 is scaled by 1/255 later, see ``to_float32``)."""
     x = np.asarray(x)
     if x.dtype.kind not in "fiub":
         raise DataError(f"{source}: {name} has dtype {x.dtype}, not numbers", f"store {name} as a float array")
-    if x.ndim not in (2, 4):
-        fix = (
-            f"add a channel axis ({name}[:, None]) to make N×H×W images N×1×H×W"
-            if x.ndim == 3
-            else "use N×C×H×W images or N×F feature rows"
-        )
+    if x.ndim not in (2, 3, 4):
         raise DataError(
-            f"{source}: {name} has shape {x.shape} ({x.ndim}-D); expected N×C×H×W (4-D) or N×F (2-D)", fix
+            f"{source}: {name} has shape {x.shape} ({x.ndim}-D); expected N×C×H×W images (4-D), "
+            "N×C×L sequences (3-D) or N×F features (2-D)", "reshape the samples to one of those layouts"
         )
     if len(x) == 0 or x.size == 0:
         raise DataError(f"{source}: {name} is empty (shape {x.shape})", "provide at least a few samples")

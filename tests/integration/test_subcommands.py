@@ -29,3 +29,26 @@ def test_stage_commands_chain(tmp_path, capsys):
     assert b["runs"] == 20 and b["p50_ms"] <= b["p90_ms"] <= b["p99_ms"]
     out = capsys.readouterr().out
     assert "int8 accuracy" in out and "p90" in out
+
+
+@pytest.mark.parametrize("shape, family", [((6, 40), "conv1d"), ((12,), "mlp")])
+def test_sequence_and_feature_students_distil_and_export(tmp_path, shape, family):
+    import numpy as np
+
+    from edgekd.data import load_dataset
+    from edgekd.distill.config import DistillConfig
+    from edgekd.models.students import StudentSpec
+    from edgekd.stages import distill_student, export_student, load_checkpoint
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 3
+    x = rng.normal(0, 0.3, (200, *shape)).astype(np.float32)
+    x[:, 0] += 2.0 * y.reshape(-1, *([1] * (len(shape) - 1)))  # the class is readable from channel/feature 0
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    data = load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    spec = StudentSpec(family, 1.0, 1, data.input_shape, 3)
+    ckpt = distill_student(data, spec, DistillConfig(loss="ce", epochs=20, batch_size=16, patience=20), tmp_path / "st")
+    assert ckpt.accuracy_fp32 > 0.8
+    model, _ = load_checkpoint(tmp_path / "st" / "student.json")
+    exported = export_student(model, data, tmp_path / "m.onnx")
+    assert exported.parity["max_abs_diff"] < 1e-4 and exported.accuracy == pytest.approx(ckpt.accuracy_fp32, abs=0.02)

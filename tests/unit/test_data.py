@@ -332,7 +332,7 @@ def _error_cases(tmp_path: Path) -> dict[str, tuple[str, str]]:
         "npy not npz": (f"npz:{tmp_path / 'arr.npz'}", "not an .npz archive"),
         "missing x": (_npz(tmp_path, "m1.npz", data=x, y=y), "no array 'x'"),
         "missing y": (_npz(tmp_path, "m2.npz", x=x, labels=y), "no array 'y'"),
-        "ndim": (_npz(tmp_path, "m3.npz", x=x[:, 0], y=y), "3-D"),
+        "ndim": (_npz(tmp_path, "m3.npz", x=x[:, :, :, :, None], y=y), "5-D"),
         "1-D x": (_npz(tmp_path, "m3b.npz", x=x[:, 0, 0, 0], y=y), "1-D"),
         "length": (_npz(tmp_path, "m4.npz", x=x, y=y[:-1]), "x has 30 samples but y has 29 labels"),
         "nan": (_npz(tmp_path, "m5.npz", x=nan_x, y=y), "2 NaN and 1 inf"),
@@ -384,3 +384,11 @@ def test_no_heavy_imports():
                 assert "torch" not in roots, path
                 if id(node) in top:
                     assert not roots & {"PIL", "sklearn"}, path
+
+
+def test_npz_sequences_are_n_c_l(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 6, 50)).astype(np.float32)  # 6 sensor channels x 50 time steps
+    y = np.arange(40) % 4
+    ds = load_dataset(_npz(tmp_path, "seq.npz", x=x, y=y), seed=0)
+    assert ds.kind == "sequence" and ds.input_shape == (6, 50) and ds.num_classes == 4
