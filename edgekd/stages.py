@@ -66,7 +66,9 @@ def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir
                       params=count_params(result.model), macs=count_macs(result.model, spec.input_shape),
                       accuracy_fp32=acc, val_accuracy=result.best_val_accuracy, epochs_run=result.epochs_run,
                       config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
-                              "data": data.spec})
+                              "data": data.spec,
+                              "teacher": None if teacher is None else {"name": teacher.name, "kind": teacher.kind,
+                                                                       "outputs": teacher.outputs}})
     write_json_atomic(out / "student.json", to_dict(ckpt))
     return ckpt
 

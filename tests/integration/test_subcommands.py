@@ -52,3 +52,29 @@ def test_sequence_and_feature_students_distil_and_export(tmp_path, shape, family
     model, _ = load_checkpoint(tmp_path / "st" / "student.json")
     exported = export_student(model, data, tmp_path / "m.onnx")
     assert exported.parity["max_abs_diff"] < 1e-4 and exported.accuracy == pytest.approx(ckpt.accuracy_fp32, abs=0.02)
+
+
+@pytest.mark.slow
+def test_distill_from_an_onnx_probability_teacher(tmp_path, capsys):
+    """A user's ONNX teacher that ends in softmax: detected, turned into log-probs, and the student learns."""
+    import numpy as np
+    import torch
+
+    from edgekd.data import load_dataset
+    from edgekd.distill.config import DistillConfig
+    from edgekd.distill.trainer import train
+    from edgekd.export.onnx import export_onnx
+    from edgekd.models.students import StudentSpec, build_student
+
+    data = load_dataset("digits")
+    torch.manual_seed(0)
+    net = build_student(StudentSpec("convnet", 1.0, 1, data.input_shape, 10))
+    net = train(net, data, DistillConfig(loss="ce", epochs=6, batch_size=32)).model
+    probs_net = torch.nn.Sequential(net, torch.nn.Softmax(dim=-1)).eval()
+    export_onnx(probs_net, data.x_test[:64], tmp_path / "teacher.onnx")
+    assert main(["distill", "--data", "digits", "--teacher", str(tmp_path / "teacher.onnx"), "--epochs", "6",
+                 "--batch-size", "32", "--width", "1", "--out", str(tmp_path / "st")]) == 0
+    rec = json.loads((tmp_path / "st" / "student.json").read_text())
+    assert rec["accuracy_fp32"] > 0.8
+    assert rec["config"]["teacher"] == {"name": "teacher.onnx", "kind": "onnx", "outputs": "probs"}
+    assert np.isfinite([h["loss"] for h in rec["config"]["history"]]).all()
