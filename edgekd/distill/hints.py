@@ -69,3 +69,72 @@ def make_projection(student_shape: tuple[int, ...], teacher_shape: tuple[int, ..
             return x
 
     return ConvProjection()
+
+
+# Teacher features for every training sample are precomputed once when they fit in this much memory
+# (inputs are static: no augmentation), so a hint run costs one teacher pass, not one per batch.
+MAX_CACHED_FEATURE_BYTES = 3 * 1024**3
+
+
+class HintMatcher:
+    """Owns everything about hints in one training run: taps, projections, and cached teacher features."""
+
+    def __init__(self, pairs: tuple[tuple[str, str], ...], student: Any, teacher: Any, x_train: Any,
+                 weight: float, precompute: bool, say: Any) -> None:
+        import torch
+
+        from .trainer import freeze
+
+        self.pairs, self.weight, self.teacher = pairs, weight, freeze(teacher)
+        self.t_tap = FeatureTap(teacher, [t for t, _ in pairs], "the teacher")
+        self.s_tap = FeatureTap(student, [s for _, s in pairs], "the student")
+        was_training = student.training
+        student.eval()
+        with torch.no_grad():
+            teacher(x_train[:2])
+            student(x_train[:2])
+        student.train(was_training)
+        self.projections = torch.nn.ModuleList(
+            make_projection(tuple(self.s_tap.features[s].shape[1:]), tuple(self.t_tap.features[t].shape[1:]))
+            for t, s in pairs)
+        self.cached = self._precompute(x_train, say) if precompute else None
+
+    def _precompute(self, x_train: Any, say: Any) -> dict[str, Any] | None:
+        import torch
+
+        names = [t for t, _ in self.pairs]
+        per_sample = sum(self.t_tap.features[n][0].numel() for n in names) * 4
+        if per_sample * len(x_train) > MAX_CACHED_FEATURE_BYTES:
+            say(f"hints: teacher features need {per_sample * len(x_train) / 2**30:.1f} GiB; running the teacher "
+                "on every batch instead")
+            return None
+        out = {n: torch.empty((len(x_train), *self.t_tap.features[n].shape[1:])) for n in names}
+        with torch.no_grad():
+            for i in range(0, len(x_train), 512):
+                self.teacher(x_train[i:i + 512])
+                for n in names:
+                    out[n][i:i + 512] = self.t_tap.features[n]
+        say(f"hints: teacher features computed once ({per_sample * len(x_train) / 2**20:.0f} MiB)")
+        return out
+
+    def loss(self, idx: Any, xb: Any, teacher_ran: bool) -> Any:
+        """β · Σ hint_mse over the pairs, for the batch ``xb`` (training rows ``idx``)."""
+        import torch
+
+        from .losses import hint_mse
+
+        if self.cached is not None:
+            t_feats = {t: self.cached[t][idx] for t, _ in self.pairs}
+        else:
+            if not teacher_ran:
+                with torch.no_grad():
+                    self.teacher(xb)  # fills the teacher's taps
+            t_feats = self.t_tap.features
+        total = 0.0
+        for proj, (t, s) in zip(self.projections, self.pairs):
+            total = total + hint_mse(proj(self.s_tap.features[s]), t_feats[t])
+        return self.weight * total
+
+    def close(self) -> None:
+        self.t_tap.close()
+        self.s_tap.close()

@@ -57,8 +57,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
           teacher_module: Any = None, progress: Progress | None = None) -> TrainResult:
     import torch
 
-    from .hints import FeatureTap, make_projection
-    from .losses import LOSSES, hint_mse
+    from .hints import HintMatcher
+    from .losses import LOSSES
 
     say = progress or (lambda _msg: None)
     torch.manual_seed(config.seed)
@@ -71,22 +71,11 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
     t_train = torch.from_numpy(teacher_logits.astype(np.float32)) if teacher_logits is not None else None
 
-    # --- hints: taps on both models and one projection per pair, sized from a probe batch ---
-    projections = torch.nn.ModuleList()
-    s_tap = t_tap = None
-    if config.hints:
-        freeze(teacher_module)
-        t_tap = FeatureTap(teacher_module, [t for t, _ in config.hints], "the teacher")
-        s_tap = FeatureTap(student, [s for _, s in config.hints], "the student")
-        student.eval()
-        with torch.no_grad():
-            probe = x_train[:2]
-            teacher_module(probe)
-            student(probe)
-        for t_name, s_name in config.hints:
-            s_shape = tuple(s_tap.features[s_name].shape[1:])
-            t_shape = tuple(t_tap.features[t_name].shape[1:])
-            projections.append(make_projection(s_shape, t_shape))
+    hints = None
+    if config.hints:  # teacher features are precomputed once when the inputs are static (cached logits)
+        hints = HintMatcher(config.hints, student, teacher_module, x_train, config.hint_weight,
+                            precompute=teacher_logits is not None, say=say)
+    projections = hints.projections if hints else torch.nn.ModuleList()
 
     params = list(student.parameters()) + list(projections.parameters())
     if config.optimizer == "adamw":
@@ -112,15 +101,13 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 xb, yb = x_train[idx], y_train[idx]
                 logits = student(xb)
                 tb = t_train[idx] if t_train is not None else None
-                if tb is None and teacher_module is not None and config.uses_teacher:
+                teacher_ran = tb is None and teacher_module is not None and config.uses_teacher
+                if teacher_ran:
                     with torch.no_grad():
                         tb = teacher_module(xb)
-                elif config.hints:
-                    with torch.no_grad():
-                        teacher_module(xb)  # fills the teacher's feature taps
                 loss = loss_fn(logits, tb, yb, temperature=config.temperature, alpha=config.alpha)
-                for proj, (t_name, s_name) in zip(projections, config.hints):
-                    loss = loss + config.hint_weight * hint_mse(proj(s_tap.features[s_name]), t_tap.features[t_name])
+                if hints:
+                    loss = loss + hints.loss(idx, xb, teacher_ran)
                 if not torch.isfinite(loss):
                     first = int(step * config.batch_size)
                     raise TrainingError(
@@ -149,9 +136,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 say(f"early stop: no better validation accuracy for {config.patience} epochs")
                 break
     finally:
-        for tap in (s_tap, t_tap):
-            if tap is not None:
-                tap.close()
+        if hints:
+            hints.close()
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the returned model
     student.load_state_dict(best_state)
     student.eval()

@@ -21,7 +21,7 @@ def blobs(blobs_npz):
 def _teacher(data):
     torch.manual_seed(1)
     t = build_student(StudentSpec("convnet", 0.5, 1, data.input_shape, data.num_classes))
-    train(t, data, DistillConfig(loss="ce", epochs=3, lr=1e-2))
+    train(t, data, DistillConfig(loss="ce", epochs=5, batch_size=32, lr=1e-2))
     return t
 
 
@@ -46,8 +46,8 @@ def test_hints_with_different_shapes_get_a_projection_and_train(blobs):
     teacher = _teacher(blobs)
     student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
     # teacher stage1 has 8 channels at 8x8, student stage2 has 8 channels at 4x4: channels and size differ
-    cfg = DistillConfig(epochs=5, batch_size=32, hints=(("stage1", "stage1"), ("stage3", "stage2")),
-                        hint_weight=0.5, lr=1e-2)
+    cfg = DistillConfig(epochs=8, batch_size=32, hints=(("stage1", "stage1"), ("stage3", "stage2")),
+                        hint_weight=0.5, lr=1e-2, patience=8)  # hints slow the start: no early stop here
     result = train(student, blobs, cfg, teacher_module=teacher)
     assert result.best_val_accuracy > 0.6
 
@@ -100,3 +100,18 @@ def test_kd_needs_a_teacher(blobs):
 def test_config_validation(kwargs):
     with pytest.raises(ConfigError):
         DistillConfig(**kwargs)
+
+
+def test_hint_teacher_features_are_cached_once_with_static_inputs(blobs):
+    """With cached teacher logits (static inputs) the teacher runs once over the data, not once per batch."""
+    teacher = _teacher(blobs)
+    calls = {"n": 0}
+    teacher.register_forward_hook(lambda *_: calls.__setitem__("n", calls["n"] + 1))
+    with torch.no_grad():
+        z = teacher(torch.from_numpy(blobs.x_train)).numpy()
+    calls["n"] = 0
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    cfg = DistillConfig(epochs=3, batch_size=32, hints=(("stage2", "stage2"),))
+    train(student, blobs, cfg, teacher_logits=z, teacher_module=teacher)
+    # one probe + ceil(N/512) precompute batches; a per-batch teacher would add 3 epochs x N/32 calls
+    assert calls["n"] == 1 + -(-len(blobs.x_train) // 512)
