@@ -40,6 +40,10 @@ stamp=".venv/.edgekd-setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-1
 if [ ! -f "$stamp" ]; then
   echo "setup: installing edgekd${extras} into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+  # onnx2tf (TFLite export route) pins numpy 1.26, TF 2.19, onnx 1.19, protobuf 4: install it without its
+  # dependencies, and tf-keras too (it requires the `tensorflow` distribution; we have tensorflow-cpu). What
+  # onnx2tf really imports is in pyproject's dependencies. `pip check` lists their pins as unmet: expected.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "onnx2tf==1.29.24" "tf-keras==2.21.*"
   rm -f .venv/.edgekd-setup-*
   touch "$stamp"
   # a --dev stamp also satisfies a plain run

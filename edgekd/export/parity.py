@@ -19,6 +19,7 @@ from ..errors import ConfigError, ExportError, ParityError
 PARITY_DEFAULTS: dict[str, dict[str, float | None]] = {
     "fp32": {"atol": 1e-4, "min_agreement": 0.999},
     "fp16": {"atol": 1e-2, "min_agreement": 0.99},
+    "dynamic": {"atol": None, "min_agreement": 0.95},  # int8 weights, activations quantized at run time
     "int8": {"atol": None, "min_agreement": 0.9},
 }
 

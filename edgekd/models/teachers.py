@@ -178,47 +178,16 @@ def _load_onnx(p: Path, _arch: str | None) -> Teacher:
 
 
 def _load_tflite(p: Path, _arch: str | None) -> Teacher:
-    from ai_edge_litert.interpreter import Interpreter
+    """A .tflite teacher run in LiteRT (NCHW data fed to NHWC models, int8 I/O (de)quantized)."""
+    from ..errors import EdgeKDError
+    from ..export.tflite_runtime import load_interpreter, run_tflite
 
     try:
-        interp = Interpreter(model_path=str(p), num_threads=2)
-        interp.allocate_tensors()
-    except Exception as e:
-        raise TeacherError(f"TFLite teacher {p} cannot be loaded: {_first_line(e)}",
+        load_interpreter(p)
+    except EdgeKDError as e:
+        raise TeacherError(f"TFLite teacher {p} cannot be loaded: {e.cause}",
                            "check the file is a complete .tflite model") from None
-    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-
-    def run(x: np.ndarray) -> np.ndarray:
-        model_shape = tuple(int(d) for d in inp["shape"][1:])
-        if x.ndim == 4 and model_shape != x.shape[1:] and model_shape == (x.shape[2], x.shape[3], x.shape[1]):
-            x = x.transpose(0, 2, 3, 1)  # NCHW data, NHWC model
-        want = [1, *x.shape[1:]]
-        if [int(d) for d in interp.get_input_details()[0]["shape"]] != want:
-            interp.resize_tensor_input(inp["index"], want)
-            interp.allocate_tensors()
-        results = []
-        for i in range(len(x)):  # TFLite models usually have a static batch of 1
-            interp.set_tensor(inp["index"], _to_input_dtype(x[i:i + 1], inp))
-            interp.invoke()
-            results.append(_from_output_dtype(interp.get_tensor(out["index"]), out))
-        return np.concatenate(results)
-
-    return Teacher(p.name, "tflite", run)
-
-
-def _to_input_dtype(x: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return x.astype(np.float32)
-    scale, zero = detail["quantization"]
-    info = np.iinfo(detail["dtype"])
-    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(detail["dtype"])
-
-
-def _from_output_dtype(y: np.ndarray, detail: dict) -> np.ndarray:
-    if detail["dtype"] == np.float32:
-        return y
-    scale, zero = detail["quantization"]
-    return (y.astype(np.float32) - zero) * scale
+    return Teacher(p.name, "tflite", lambda x: run_tflite(p, x, threads=2))
 
 
 def _first_line(e: BaseException) -> str:

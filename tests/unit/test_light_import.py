@@ -28,5 +28,5 @@ def test_cli_help_is_light():
 def test_public_api_resolves_lazily():
     import edgekd
 
-    assert edgekd.DistillConfig().temperature == 4.0
+    assert edgekd.DistillConfig().temperature == 2.0
     assert callable(edgekd.build)
