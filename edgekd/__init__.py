@@ -22,7 +22,8 @@ _API = {
     "LOSSES": "edgekd.distill.losses",
     "distill_student": "edgekd.stages", "export_student": "edgekd.stages", "quantize_student": "edgekd.stages",
     "load_checkpoint": "edgekd.stages",
-    "bench_onnx_host": "edgekd.bench.host",
+    "bench_onnx_host": "edgekd.bench.host", "bench_tflite_host": "edgekd.bench.host", "bench_host": "edgekd.bench.host",
+    "export_student_tflite": "edgekd.stages", "export_tflite": "edgekd.export.tflite",
     "EdgeKDError": "edgekd.errors",
 }
 

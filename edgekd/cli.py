@@ -80,6 +80,10 @@ def cli(debug: bool) -> None:
 @click.option("--size", "sizes", multiple=True, metavar="WIDTHxDEPTH",
               help="Student size to try, e.g. 0.5x1 (repeatable; default: the family's ladder).")
 @click.option("--bench-runs", type=int, default=200, show_default=True, help="Timed runs per benchmark.")
+@click.option("--strict", is_flag=True, help="Fail (exit 3) when int8 is slower than fp32 or loses more accuracy "
+              "than the target's max_accuracy_drop for the chosen student.")
+@click.option("--int8-search/--no-int8-search", default=True, show_default=True,
+              help="Try several int8 calibration schemes and keep the best on validation data.")
 @_distill_options
 def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
@@ -89,7 +93,8 @@ def build(**kw: Any) -> None:
                       teacher_outputs=kw["teacher_outputs"], out_dir=kw["out"], targets_dir=kw["targets_dir"],
                       cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
-                      bench_runs=kw["bench_runs"], command=_command_line())
+                      bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
+                      command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
     click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} ms"
@@ -144,26 +149,66 @@ def distill(**kw: Any) -> None:
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path())
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .onnx file.")
+@click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output .onnx or .tflite file.")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "tflite"]), default=None,
+              help="Output format (default: from the --out suffix).")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "dynamic", "int8"]), default=None,
+              help="TFLite precision (default fp32; int8 = full int8 I/O, calibrated on training samples).")
+@click.option("--converter", type=click.Choice(["auto", "litert-torch", "onnx2tf"]), default=None,
+              help="TFLite route (default auto: litert-torch, falling back to onnx2tf).")
 @click.option("--data", default=None, help="Data spec for parity samples and accuracy (default: the training data).")
-def export(checkpoint: str, out: str, data: str | None) -> None:
-    """Export a distilled student (student.json) to ONNX, with a parity check against torch."""
+def export(checkpoint: str, out: str, fmt: str | None, precision: str | None, converter: str | None,
+           data: str | None) -> None:
+    """Export a distilled student (student.json) to ONNX or TFLite, with a parity check against torch."""
     from .data import load_dataset
-    from .stages import export_student, load_checkpoint
+    from .stages import export_student, export_student_tflite, load_checkpoint
 
+    fmt = _export_format(out, fmt, precision, converter)
     model, ckpt = load_checkpoint(checkpoint)
     ds = load_dataset(data or ckpt.config.get("data", "fashion-mnist"))
-    exported = export_student(model, ds, out)
-    p = exported.parity
-    click.echo(f"{out}: {exported.size_bytes / 1e6:.3f} MB, parity max abs diff {p['max_abs_diff']:.2e}, "
-               f"argmax agreement {p['argmax_agreement']:.4f}, accuracy {exported.accuracy:.4f} ({exported.tool})")
+    if fmt == "onnx":
+        exported = export_student(model, ds, out)
+        p = exported.parity
+        click.echo(f"{out}: {exported.size_bytes / 1e6:.3f} MB, parity max abs diff {p['max_abs_diff']:.2e}, "
+                   f"argmax agreement {p['argmax_agreement']:.4f}, accuracy {exported.accuracy:.4f} ({exported.tool})")
+        return
+    exported = export_student_tflite(model, ds, out, precision or "fp32", converter or "auto")
+    p, c = exported.parity, exported.config
+    click.echo(f"{out}: tflite {exported.precision}, route {c['route']}, input {c['input']['dtype']} {c['layout']}, "
+               f"{exported.size_bytes / 1e6:.3f} MB ({exported.tool})")
+    if c.get("fallback_reason"):
+        click.echo(f"fell back to {c['route']} because {c['fallback_reason']}")
+    click.echo(f"parity max abs diff {p['max_abs_diff']:.2e}, argmax agreement {p['argmax_agreement']:.4f} on "
+               f"{p['n_samples']} test samples; LiteRT accuracy {exported.accuracy:.4f} (torch {ckpt.accuracy_fp32:.4f})")
+
+
+def _export_format(out: str, fmt: str | None, precision: str | None, converter: str | None) -> str:
+    """The export format from --format and the --out suffix; ConfigError when they or the options contradict."""
+    from pathlib import Path
+
+    from .errors import ConfigError
+
+    suffix = Path(out).suffix.lower()
+    implied = {".onnx": "onnx", ".tflite": "tflite"}.get(suffix)
+    if fmt and implied and fmt != implied:
+        raise ConfigError(f"--format {fmt} contradicts --out {out} (a {suffix} file)",
+                          f"name the output .{fmt}, or drop --format")
+    fmt = fmt or implied
+    if fmt is None:
+        raise ConfigError(f"cannot tell the export format from --out {out}",
+                          "name the output .onnx or .tflite, or pass --format onnx|tflite")
+    if fmt == "onnx" and (precision not in (None, "fp32") or converter):
+        raise ConfigError("--precision and --converter apply to TFLite export only (ONNX export is fp32)",
+                          "use `edgekd quantize` for int8 ONNX, or pass --format tflite")
+    return fmt
 
 
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.option("--data", default="fashion-mnist", show_default=True, help="Data spec for calibration and accuracy.")
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="Output int8 .onnx file.")
-@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax", show_default=True)
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile", "search"]), default="minmax",
+              show_default=True, help="Calibration method; 'search' tries the menu and keeps the best on validation.")
 @click.option("--per-tensor", is_flag=True, help="Per-tensor weights instead of per-channel.")
 @click.option("--calibration-samples", type=int, default=256, show_default=True)
 def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, calibration_samples: int) -> None:
@@ -171,16 +216,17 @@ def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, cal
     from .data import load_dataset
     from .export.parity import run_onnx
     from .quantize.ort_int8 import OrtInt8Config
-    from .records import ExportedModel
     from .stages import accuracy_of, quantize_student
 
-    cfg = OrtInt8Config(method=method, per_channel=not per_tensor, calibration_samples=calibration_samples)
+    cfg = "search" if method == "search" else OrtInt8Config(method=method, per_channel=not per_tensor,
+                                                            calibration_samples=calibration_samples)
     ds = load_dataset(data)
     src = _existing_onnx(model)
     q = quantize_student(src, ds, out, cfg)
     fp32_acc = accuracy_of(run_onnx(model, ds.x_test), ds.y_test)
     click.echo(f"{out}: {q.size_bytes / 1e6:.3f} MB, int8 accuracy {q.accuracy:.4f} vs fp32 {fp32_acc:.4f}, "
-               f"argmax agreement {q.parity['argmax_agreement']:.4f}")
+               f"argmax agreement {q.parity['argmax_agreement']:.4f}"
+               + (f", scheme {q.config['scheme']}" if "scheme" in q.config else ""))
 
 
 def _existing_onnx(path: str):
@@ -214,20 +260,27 @@ def _existing_onnx(path: str):
 @click.option("--warmup", type=int, default=20, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result here too.")
 def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None) -> None:
-    """Measure an ONNX model on this CPU (separate process): latency percentiles, cold start, memory."""
-    from dataclasses import asdict
+    """Measure an ONNX or .tflite model on this CPU (separate process): latency percentiles, cold start, memory.
 
-    from .bench.host import bench_onnx_host
+    A .tflite model runs in LiteRT with its own static input shape and dtype; anything else is read as ONNX.
+    """
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from .bench.host import bench_onnx_host, bench_tflite_host
     from .fsio import write_json_atomic
 
-    m = _existing_onnx(model)
-    shape = tuple(int(d) for d in m.input_shape[1:] if isinstance(d, int))
-    if len(shape) != len(m.input_shape) - 1:
-        from .errors import ConfigError
+    if Path(model).suffix.lower() == ".tflite":
+        r = bench_tflite_host(model, threads=threads, runs=runs, warmup=warmup)
+    else:
+        m = _existing_onnx(model)
+        shape = tuple(int(d) for d in m.input_shape[1:] if isinstance(d, int))
+        if len(shape) != len(m.input_shape) - 1:
+            from .errors import ConfigError
 
-        raise ConfigError(f"{model} has dynamic dimensions besides the batch: {m.input_shape}",
-                          "export it with a static sample shape")
-    r = bench_onnx_host(model, shape, threads=threads, runs=runs, warmup=warmup)
+            raise ConfigError(f"{model} has dynamic dimensions besides the batch: {m.input_shape}",
+                              "export it with a static sample shape")
+        r = bench_onnx_host(model, shape, threads=threads, runs=runs, warmup=warmup)
     click.echo(f"p50 {r.p50_ms:.3f} ms  p90 {r.p90_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  cold start {r.cold_start_ms:.1f} ms"
                f"  model memory {r.model_memory_mb:.1f} MB (peak RSS {r.peak_rss_mb:.1f} MB)")
     click.echo(r.how)

@@ -40,6 +40,8 @@ class BuildConfig:
     data_limit: int | None = None  # keep at most this many training samples (quick runs)
     bench_runs: int = 200
     bench_warmup: int = 20
+    int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
+    strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
     command: str = ""  # the command line that started the build, for the report
 
     def __post_init__(self) -> None:
@@ -85,12 +87,18 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     paths = write_reports(report, out)
     _write_manifest(out, config, timings, candidates, paths)
     say(f"report: {paths['md']}")
+    for finding in report["quantization_findings"]:
+        say(f"warning: {finding['message']}")
     if report["selected"] is None:
         sel = report["selection"]
         broken = "; ".join(v["budget"] + f" {v['value']:.4g} vs {v['limit']:.4g} ({v['excess']})"
                            for v in sel["violations"].get(sel["closest"], []))
         raise BudgetError(f"no student meets the {target.name} budget; closest is {sel['closest']}: {broken}",
                           f"relax the budget in a profile under --targets-dir, or try other sizes (report: {paths['md']})")
+    if config.strict:
+        from .report.guard import enforce
+
+        enforce(report["quantization_findings"], report["selected"])
     return report
 
 
@@ -117,7 +125,7 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
 
 def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, timings, say) -> dict[str, Any]:
     from .bench.host import bench_onnx_host
-    from .stages import distill_student, export_student, load_checkpoint, quantize_student
+    from .stages import distill_student, export_student, load_checkpoint
 
     with _timed(timings, "distill", say):
         ckpt = distill_student(data, spec, config.distill, cdir, teacher=teacher, teacher_logits=teacher_logits,
@@ -127,9 +135,9 @@ def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, 
         model, _ = load_checkpoint(cdir / "student.json")
         fp32 = export_student(model, data, cdir / "model_fp32.onnx")
     with _timed(timings, "quantize", say):
-        int8 = quantize_student(fp32, data, cdir / "model_int8.onnx")
-    say(f"    onnx fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
-        f"(argmax agreement {int8.parity.get('argmax_agreement', float('nan')):.4f})")
+        int8 = _quantize(config, fp32, data, cdir / "model_int8.onnx")
+    say(f"    onnx fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} ({int8.config.get('scheme', 'minmax')}, "
+        f"argmax agreement {int8.parity.get('argmax_agreement', float('nan')):.4f})")
     threads = min(target.threads, os.cpu_count() or 1)
     benches = {}
     with _timed(timings, "bench", say):
@@ -140,6 +148,13 @@ def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, 
     b = benches["int8"]
     say(f"    int8 p50 {b.p50_ms:.3f} ms, p90 {b.p90_ms:.3f} ms (fp32 p90 {benches['fp32'].p90_ms:.3f} ms), host")
     return {"checkpoint": ckpt, "fp32": fp32, "int8": int8, "bench": benches, "threads": threads}
+
+
+def _quantize(config: BuildConfig, fp32: Any, data: Any, out: Path) -> Any:
+    """int8 by the best scheme on validation data (or MinMax per-channel), scored on the test split."""
+    from .stages import quantize_student
+
+    return quantize_student(fp32, data, out, "search" if config.int8_search else None)
 
 
 def _report(config, target, data, teacher_info, candidates, timings, t_start) -> dict[str, Any]:

@@ -114,14 +114,43 @@ def export_student(model: Any, data: Any, out_path: str | Path, *, samples: int 
     return replace(exported, accuracy=acc)
 
 
-def quantize_student(fp32: ExportedModel, data: Any, out_path: str | Path, config: Any = None) -> ExportedModel:
-    """Static int8 (QDQ, per-channel) calibrated on training samples; parity and accuracy on the test split."""
-    from .export.parity import PARITY_DEFAULTS, check_parity
-    from .quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+def export_student_tflite(model: Any, data: Any, out_path: str | Path, precision: str = "fp32",
+                          converter: str = "auto", onnx_path: str | Path | None = None, *,
+                          samples: int = 256) -> ExportedModel:
+    """TFLite export with parity on the first ``samples`` test samples; int8 calibrated on 256 training samples
+    (seed 0); ``accuracy`` is LiteRT's top-1 on the whole test split."""
+    from .export.tflite import export_tflite
+    from .export.tflite_runtime import run_tflite
 
-    config = config or OrtInt8Config()
-    calib = data.calibration_samples(min(config.calibration_samples, len(data.x_train)), seed=0)
-    q = quantize_onnx_int8(fp32, calib, out_path, config)
+    calib = data.calibration_samples(256, seed=0) if precision == "int8" else None
+    exported = export_tflite(model, data.x_test[:samples], out_path, precision=precision, converter=converter,
+                             calibration=calib, onnx_path=onnx_path)
+    acc = accuracy_of(run_tflite(exported.path, data.x_test), data.y_test)
+    return replace(exported, accuracy=acc)
+
+
+def quantize_student(fp32: ExportedModel, data: Any, out_path: str | Path, config: Any = None) -> ExportedModel:
+    """Static int8 (QDQ) calibrated on training samples; parity and accuracy on the test split.
+
+    ``config``: an ``OrtInt8Config`` (default MinMax per-channel), or ``"search"`` to try the scheme menu of
+    ``quantize.scheme_search`` and keep the most accurate on the validation split.
+    """
+    from .quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+    from .quantize.scheme_search import choose_ort_int8
+
+    if config == "search":
+        q, _tried = choose_ort_int8(fp32, data, out_path)
+    else:
+        config = config or OrtInt8Config()
+        calib = data.calibration_samples(min(config.calibration_samples, len(data.x_train)), seed=0)
+        q = quantize_onnx_int8(fp32, calib, out_path, config)
+    return score_int8(q, fp32, data)
+
+
+def score_int8(q: ExportedModel, fp32: ExportedModel, data: Any) -> ExportedModel:
+    """Parity against the fp32 model and accuracy, both on the test split; a failed check removes the file."""
+    from .export.parity import PARITY_DEFAULTS, check_parity
+
     ref = _run_onnx(fp32.path, data.x_test)
     got = _run_onnx(q.path, data.x_test)
     try:

@@ -29,6 +29,7 @@ class Budget:
     peak_memory_mb: float | None = None  # peak resident memory the model adds to the process
     model_size_mb: float | None = None  # size of the deployed model file
     min_accuracy: float | None = None  # least top-1 accuracy (0..1) of the deployed (quantized) model
+    max_accuracy_drop: float | None = None  # most accuracy (0..1) quantization may cost against fp32
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -38,12 +39,13 @@ class Budget:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise TargetError(f"budget {f.name} must be a finite number, got {v!r}",
                                   "write a number, or leave the key out for no limit")
-            if v <= 0 and f.name != "min_accuracy" or v < 0:
+            if v <= 0 and f.name not in ("min_accuracy", "max_accuracy_drop") or v < 0:
                 raise TargetError(f"budget {f.name} must be positive, got {v}",
                                   "write a positive number, or leave the key out for no limit")
-        if self.min_accuracy is not None and self.min_accuracy > 1:
-            raise TargetError(f"budget min_accuracy is a fraction in 0..1, got {self.min_accuracy}",
-                              "write e.g. 0.85 for 85%")
+        for key in ("min_accuracy", "max_accuracy_drop"):
+            v = getattr(self, key)
+            if v is not None and v > 1:
+                raise TargetError(f"budget {key} is a fraction in 0..1, got {v}", "write e.g. 0.85 for 85%")
 
     def as_dict(self) -> dict[str, float | None]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .host import bench_onnx_host
+from .host import bench_host, bench_onnx_host, bench_tflite_host
 from .measure import percentiles
 
-__all__ = ["bench_onnx_host", "percentiles"]
+__all__ = ["bench_host", "bench_onnx_host", "bench_tflite_host", "percentiles"]

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..select import Figures, as_dict, select
+from .guard import quantization_findings
 
 REPORT_VERSION = 1
 
@@ -28,6 +29,7 @@ def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
         "name": ckpt.name, "family": ckpt.family, "params": ckpt.params, "macs": ckpt.macs,
         "accuracy_fp32": ckpt.accuracy_fp32, "accuracy_onnx_fp32": fp32.accuracy, "accuracy_int8": int8.accuracy,
         "int8_argmax_agreement": int8.parity.get("argmax_agreement"),
+        "int8_scheme": int8.config.get("scheme", ""), "int8_schemes_tried": int8.config.get("schemes_tried", []),
         "latency_ms": {"p50": b.p50_ms, "p90": b.p90_ms, "p99": b.p99_ms, "mean": b.mean_ms},
         "latency_fp32_ms": {"p50": benches["fp32"].p50_ms, "p90": benches["fp32"].p90_ms,
                             "p99": benches["fp32"].p99_ms},
@@ -40,20 +42,6 @@ def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
     }
 
 
-def quantization_warnings(rows: list[dict[str, Any]]) -> list[str]:
-    """Plain-words flags where int8 is slower than fp32 or loses accuracy."""
-    out = []
-    for r in rows:
-        f, q = r["latency_fp32_ms"]["p90"], r["latency_ms"]["p90"]
-        if q > f:
-            out.append(f"{r['name']}: int8 is SLOWER than fp32 on the host ({q:.3f} vs {f:.3f} ms p90, "
-                       f"{q / f:.2f}x); small models often gain nothing from int8 on x86.")
-        drop = r["accuracy_onnx_fp32"] - r["accuracy_int8"]
-        if drop > 0.01:
-            out.append(f"{r['name']}: int8 loses {drop * 100:.2f} accuracy points against fp32.")
-    return out
-
-
 def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str, Any], candidates: list,
                       timings: dict[str, float], wall_s: float, environment: dict[str, Any]) -> dict[str, Any]:
     rows = [candidate_row(c, target) for c in candidates]
@@ -64,6 +52,7 @@ def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str,
         r["within_budget"] = not sel.violations[r["name"]]
         r["budget_violations"] = [v.describe() for v in sel.violations[r["name"]]]
     threads = candidates[0]["threads"] if candidates else 1
+    findings = quantization_findings(rows, target.budget.max_accuracy_drop)
     return {
         "report_version": REPORT_VERSION,
         "target": target.name, "target_description": target.description, "budget": target.budget.as_dict(),
@@ -75,7 +64,8 @@ def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str,
         "selected": sel.selected,
         "selection": as_dict(sel),
         "latency_note": latency_note(target, threads, config.bench_runs),
-        "quantization_warnings": quantization_warnings(rows),
+        "quantization_warnings": [f["message"] for f in findings],
+        "quantization_findings": findings,
         "stage_seconds": timings, "wall_seconds": wall_s,
         "environment": environment, "command": config.command,
         "config": {k: v for k, v in asdict(config).items() if k != "distill"},

@@ -26,9 +26,10 @@ def to_markdown(r: dict[str, Any]) -> str:
     else:
         lines += [f"**No student meets the budget.** Closest: `{r['selection']['closest']}`.", ""]
     lines += [f"> {r['latency_note']}", ""]
-    lines += ["## Budget", "", "| p90 latency | peak memory | model size | least accuracy |", "|---|---|---|---|",
+    lines += ["## Budget", "", "| p90 latency | peak memory | model size | least accuracy | max int8 accuracy drop |",
+              "|---|---|---|---|---|",
               f"| {_num(b['p90_latency_ms'], ' ms')} | {_num(b['peak_memory_mb'], ' MB')} | "
-              f"{_num(b['model_size_mb'], ' MB')} | {_pct(b['min_accuracy'])} |", ""]
+              f"{_num(b['model_size_mb'], ' MB')} | {_pct(b['min_accuracy'])} | {_pct(b.get('max_accuracy_drop'))} |", ""]
     t = r["teacher"]
     lines += ["## Teacher", "", f"Test accuracy **{_pct(t['accuracy'])}** "
               f"({t.get('origin') or t.get('path')}; outputs treated as {t.get('outputs')}).", ""]
@@ -51,6 +52,14 @@ def to_markdown(r: dict[str, Any]) -> str:
                   + ", ".join(f"`{n}`" for n in r["selection"]["pareto"]), ""]
     if r["quantization_warnings"]:
         lines += ["## Quantization warnings", ""] + [f"- {w}" for w in r["quantization_warnings"]] + [""]
+    schemes = [c for c in r["candidates"] if c.get("int8_schemes_tried")]
+    if schemes:
+        lines += ["## int8 scheme per candidate (chosen by validation accuracy)", ""]
+        for c in schemes:
+            tried = ", ".join(f"{t['scheme']} {t['val_accuracy'] * 100:.2f}%" if "val_accuracy" in t
+                              else f"{t['scheme']} failed" for t in c["int8_schemes_tried"])
+            lines.append(f"- `{c['name']}`: **{c['int8_scheme']}** (tried: {tried})")
+        lines.append("")
     d = r["distill"]
     lines += ["## How the students were trained", "",
               f"Data `{r['data']['spec']}`: {r['data']['train']} train / {r['data']['val']} val / "

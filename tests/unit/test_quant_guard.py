@@ -1,0 +1,67 @@
+"""The int8 scheme search and the quantization regression guard."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgekd.errors import BudgetError
+from edgekd.report.guard import enforce, quantization_findings
+
+
+def _row(name, fp32_p90, int8_p90, acc_fp32, acc_int8):
+    return {"name": name, "latency_fp32_ms": {"p90": fp32_p90}, "latency_ms": {"p90": int8_p90},
+            "accuracy_onnx_fp32": acc_fp32, "accuracy_int8": acc_int8, "latency_source": "host"}
+
+
+def test_guard_flags_slower_and_lossy_int8_only():
+    rows = [_row("fine", 1.0, 0.6, 0.90, 0.895), _row("slow", 1.0, 1.5, 0.90, 0.90), _row("lossy", 1.0, 0.5, 0.90, 0.85)]
+    found = quantization_findings(rows, max_accuracy_drop=0.01)
+    assert {(f["candidate"], f["kind"]) for f in found} == {("slow", "slower"), ("lossy", "accuracy")}
+    assert "SLOWER than fp32" in next(f["message"] for f in found if f["candidate"] == "slow")
+    assert "5.00 accuracy points" in next(f["message"] for f in found if f["candidate"] == "lossy")
+    enforce(found, "fine")  # --strict: nothing on the chosen student, no error
+    with pytest.raises(BudgetError, match="quantization guard.*slow"):
+        enforce(found, "slow")
+
+
+def test_scheme_search_keeps_the_best_on_validation(tmp_path, digits):
+    from edgekd.distill.config import DistillConfig
+    from edgekd.distill.trainer import train
+    from edgekd.models.students import StudentSpec, build_student
+    from edgekd.stages import export_student, quantize_student
+
+    torch.manual_seed(0)
+    model = train(build_student(StudentSpec("convnet", 0.5, 1, digits.input_shape, 10)), digits,
+                  DistillConfig(loss="ce", epochs=4, batch_size=32)).model
+    fp32 = export_student(model, digits, tmp_path / "m.onnx")
+    q = quantize_student(fp32, digits, tmp_path / "q.onnx", "search")
+    tried = q.config["schemes_tried"]
+    assert len(tried) == 4 and {t["scheme"] for t in tried} >= {"minmax/per-channel", "entropy/per-channel",
+                                                                 "percentile/per-channel", "minmax/per-tensor"}
+    best = max(t["val_accuracy"] for t in tried if "val_accuracy" in t)
+    chosen = next(t for t in tried if t["scheme"] == q.config["scheme"])
+    assert chosen["val_accuracy"] == best
+    assert q.accuracy is not None and abs(q.accuracy - fp32.accuracy) < 0.05
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "q.onnx"]
+
+
+@pytest.mark.slow
+def test_guard_fires_on_dynamic_quantization_of_a_conv_net(tmp_path):
+    """ORT dynamic quantization turns convs into ConvInteger, which runs several times slower on x86."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from edgekd.bench.host import bench_onnx_host
+    from edgekd.export.onnx import export_onnx
+    from edgekd.models.students import StudentSpec, build_student
+
+    torch.manual_seed(0)
+    net = build_student(StudentSpec("convnet", 2.0, 1, (1, 28, 28), 10)).eval()
+    x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)
+    fp32 = export_onnx(net, x, tmp_path / "fp32.onnx")
+    quantize_dynamic(fp32.path, str(tmp_path / "dyn.onnx"), weight_type=QuantType.QInt8)
+    b32 = bench_onnx_host(fp32.path, (1, 28, 28), runs=50, warmup=10)
+    b8 = bench_onnx_host(tmp_path / "dyn.onnx", (1, 28, 28), runs=50, warmup=10)
+    row = _row("dyn", b32.p90_ms, b8.p90_ms, 0.9, 0.9)
+    assert [f["kind"] for f in quantization_findings([row], 0.01)] == ["slower"], (b32.p90_ms, b8.p90_ms)
