@@ -81,7 +81,7 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     for i, spec in enumerate(specs, 1):
         cdir = ensure_dir(out / "candidates" / spec.name)
         say(f"[{i}/{len(specs)}] {spec.name}: distilling")
-        candidates.append(_candidate(config, target, data, spec, cdir, teacher, teacher_logits, timings, say))
+        candidates += _candidate(config, target, data, spec, cdir, teacher, teacher_logits, timings, say)
 
     report = _report(config, target, data, teacher_info, candidates, timings, t_start)
     paths = write_reports(report, out)
@@ -123,9 +123,9 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
     return teacher, info, logits
 
 
-def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, timings, say) -> dict[str, Any]:
-    from .bench.host import bench_onnx_host
-    from .stages import distill_student, export_student, load_checkpoint
+def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, timings, say) -> list[dict[str, Any]]:
+    """Distil one student, then one deployable int8 artifact per runtime the target lists (ORT, LiteRT)."""
+    from .stages import distill_student, export_student, export_student_tflite, load_checkpoint
 
     with _timed(timings, "distill", say):
         ckpt = distill_student(data, spec, config.distill, cdir, teacher=teacher, teacher_logits=teacher_logits,
@@ -133,21 +133,38 @@ def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, 
     say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
     with _timed(timings, "export", say):
         model, _ = load_checkpoint(cdir / "student.json")
-        fp32 = export_student(model, data, cdir / "model_fp32.onnx")
-    with _timed(timings, "quantize", say):
-        int8 = _quantize(config, fp32, data, cdir / "model_int8.onnx")
-    say(f"    onnx fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} ({int8.config.get('scheme', 'minmax')}, "
-        f"argmax agreement {int8.parity.get('argmax_agreement', float('nan')):.4f})")
+        fp32 = export_student(model, data, cdir / "model_fp32.onnx")  # also the onnx2tf route's source
+    artifacts = []
+    if "onnxruntime" in target.runtimes:
+        with _timed(timings, "quantize", say):
+            int8 = _quantize(config, fp32, data, cdir / "model_int8.onnx")
+        say(f"    onnxruntime: fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
+            f"({int8.config.get('scheme', 'minmax')}, argmax agreement {int8.parity.get('argmax_agreement'):.4f})")
+        artifacts.append(_benched("onnxruntime", ckpt, fp32, int8, config, target, data, cdir, timings, say))
+    if "litert" in target.runtimes:
+        with _timed(timings, "tflite", say):
+            t32 = export_student_tflite(model, data, cdir / "model_fp32.tflite", "fp32", onnx_path=fp32.path)
+            t8 = export_student_tflite(model, data, cdir / "model_int8.tflite", "int8", onnx_path=fp32.path)
+        say(f"    litert: fp32 acc {t32.accuracy:.4f}, int8 acc {t8.accuracy:.4f} (route {t8.config.get('route')}, "
+            f"int8 I/O, argmax agreement {t8.parity.get('argmax_agreement'):.4f})")
+        artifacts.append(_benched("litert", ckpt, t32, t8, config, target, data, cdir, timings, say))
+    return artifacts
+
+
+def _benched(runtime, ckpt, fp32, int8, config, target, data, cdir: Path, timings, say) -> dict[str, Any]:
+    """Measure the fp32 and int8 artifacts of one runtime on the host, each in a fresh process."""
+    from .bench.host import bench_host
+
     threads = min(target.threads, os.cpu_count() or 1)
     benches = {}
     with _timed(timings, "bench", say):
         for prec, m in (("fp32", fp32), ("int8", int8)):
-            benches[prec] = bench_onnx_host(m.path, data.input_shape, threads=threads, runs=config.bench_runs,
-                                            warmup=config.bench_warmup)
-            write_json_atomic(cdir / f"bench_{prec}.json", asdict(benches[prec]))
+            benches[prec] = bench_host(m.path, data.input_shape, threads=threads, runs=config.bench_runs,
+                                       warmup=config.bench_warmup)
+            write_json_atomic(cdir / f"bench_{Path(m.path).stem}.json", asdict(benches[prec]))
     b = benches["int8"]
-    say(f"    int8 p50 {b.p50_ms:.3f} ms, p90 {b.p90_ms:.3f} ms (fp32 p90 {benches['fp32'].p90_ms:.3f} ms), host")
-    return {"checkpoint": ckpt, "fp32": fp32, "int8": int8, "bench": benches, "threads": threads}
+    say(f"    {runtime}: int8 p50 {b.p50_ms:.3f} ms, p90 {b.p90_ms:.3f} ms (fp32 p90 {benches['fp32'].p90_ms:.3f} ms)")
+    return {"runtime": runtime, "checkpoint": ckpt, "fp32": fp32, "int8": int8, "bench": benches, "threads": threads}
 
 
 def _quantize(config: BuildConfig, fp32: Any, data: Any, out: Path) -> Any:

@@ -1,7 +1,8 @@
 """Pure selection: candidates' figures + a budget -> the chosen student and the Pareto front.
 
 The rule: among candidates that meet every budget, the highest accuracy of the deployed (quantized)
-model wins; ties (within ``tie_tolerance``) go to the smaller model (fewer MACs, then fewer bytes).
+model wins; ties (within ``tie_tolerance``) go to the smaller model (fewer MACs), then the faster
+artifact (a student deployed in two runtimes), then the smaller file.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def select(figs: list[Figures], budget: Budget, tie_tolerance: float = 0.0) -> S
         return Selection(None, reason, viol, front, closest.name if closest else None)
     best_acc = max(f.accuracy for f in fits)
     tied = [f for f in fits if f.accuracy >= best_acc - tie_tolerance]
-    choice = min(tied, key=lambda f: (f.macs, f.model_size_mb))
+    choice = min(tied, key=lambda f: (f.macs, f.p90_latency_ms, f.model_size_mb))
     others = len(fits) - 1
     reason = (f"highest int8 accuracy ({choice.accuracy:.4f}) among the {len(fits)} candidate(s) that meet every "
               f"budget" + (f"; ties within {tie_tolerance} go to the smaller model" if len(tied) > 1 else "")

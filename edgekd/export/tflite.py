@@ -53,6 +53,9 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
     ``PARITY_DEFAULTS[precision]`` (keys ``atol``, ``min_agreement``). Raises :class:`ConfigError` for bad
     arguments, :class:`ExportError` / :class:`ParityError` when no route produces a model that passes parity.
     """
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ INFO lines would bury our progress
     x, calib, limits, notes = _validate(model, sample, precision, converter, calibration, tolerances)
     onnx_src = _check_onnx(onnx_path) if onnx_path is not None else None
     was_training = model.training

@@ -13,23 +13,25 @@ REPORT_VERSION = 1
 
 def latency_note(target: Any, threads: int, runs: int) -> str:
     if target.emulation == "none":
-        return (f"Latency measured on this host CPU with onnxruntime, {threads} thread(s), batch 1, "
+        return (f"Latency measured on this host CPU in each candidate's runtime, {threads} thread(s), batch 1, "
                 f"{runs} timed runs after warm-up.")
-    return (f"Latency is MEASURED ON THE HOST x86 CPU ({threads} thread(s), onnxruntime, batch 1, {runs} runs), "
+    return (f"Latency is MEASURED ON THE HOST x86 CPU ({threads} thread(s), each candidate's runtime, batch 1, "
+            f"{runs} runs), "
             f"NOT on the {target.description}: edgekd has no device estimator for {target.core} yet, so the "
             f"budget check uses the host figure, which is likely faster than the device.")
 
 
 def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
-    ckpt, fp32, int8, benches = c["checkpoint"], c["fp32"], c["int8"], c["bench"]
+    ckpt, fp32, int8, benches, runtime = c["checkpoint"], c["fp32"], c["int8"], c["bench"], c["runtime"]
     b = benches["int8"]
-    source = "measured on host CPU (onnxruntime)" if target.emulation == "none" else \
-        f"measured on host x86 CPU (onnxruntime), not on {target.core}"
+    source = f"measured on host CPU ({runtime})" if target.emulation == "none" else \
+        f"measured on host x86 CPU ({runtime}), not on {target.core}"
     return {
-        "name": ckpt.name, "family": ckpt.family, "params": ckpt.params, "macs": ckpt.macs,
+        "name": f"{ckpt.name}@{runtime}", "student": ckpt.name, "runtime": runtime, "format": int8.format,
+        "family": ckpt.family, "params": ckpt.params, "macs": ckpt.macs,
         "accuracy_fp32": ckpt.accuracy_fp32, "accuracy_onnx_fp32": fp32.accuracy, "accuracy_int8": int8.accuracy,
         "int8_argmax_agreement": int8.parity.get("argmax_agreement"),
-        "int8_scheme": int8.config.get("scheme", ""), "int8_schemes_tried": int8.config.get("schemes_tried", []),
+        "int8_scheme": int8.config.get("scheme") or int8.config.get("route", ""), "int8_schemes_tried": int8.config.get("schemes_tried", []),
         "latency_ms": {"p50": b.p50_ms, "p90": b.p90_ms, "p99": b.p99_ms, "mean": b.mean_ms},
         "latency_fp32_ms": {"p50": benches["fp32"].p50_ms, "p90": benches["fp32"].p90_ms,
                             "p99": benches["fp32"].p99_ms},

@@ -33,7 +33,7 @@ def to_markdown(r: dict[str, Any]) -> str:
     t = r["teacher"]
     lines += ["## Teacher", "", f"Test accuracy **{_pct(t['accuracy'])}** "
               f"({t.get('origin') or t.get('path')}; outputs treated as {t.get('outputs')}).", ""]
-    lines += ["## Candidates (int8 ONNX, the deployed artifact)", "",
+    lines += ["## Candidates (each student's int8 artifact per runtime: what would be deployed)", "",
               "| student | params | MMACs | acc fp32 | acc int8 | p50 ms | p90 ms | p99 ms | cold start ms "
               "| fp32 p90 ms | model mem MB | size MB | fits |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
@@ -52,7 +52,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                   + ", ".join(f"`{n}`" for n in r["selection"]["pareto"]), ""]
     if r["quantization_warnings"]:
         lines += ["## Quantization warnings", ""] + [f"- {w}" for w in r["quantization_warnings"]] + [""]
-    schemes = [c for c in r["candidates"] if c.get("int8_schemes_tried")]
+    schemes = [c for c in r["candidates"] if c.get("int8_schemes_tried")]  # onnxruntime rows
     if schemes:
         lines += ["## int8 scheme per candidate (chosen by validation accuracy)", ""]
         for c in schemes:

@@ -39,10 +39,12 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("edgekd-cache")
 
 
-def _build(tmp_path: Path, cache: Path, p90: float, sizes: list[str]) -> subprocess.CompletedProcess:
+def _build(tmp_path: Path, cache: Path, p90: float, sizes: list[str],
+           runtimes: str = '["onnxruntime"]') -> subprocess.CompletedProcess:
     tdir = tmp_path / "targets"
     tdir.mkdir(exist_ok=True)
-    (tdir / "testboard.toml").write_text(BOARD.format(p90=p90))
+    (tdir / "testboard.toml").write_text(BOARD.format(p90=p90).replace('runtimes = ["onnxruntime"]',
+                                                                     f"runtimes = {runtimes}"))
     args = [*EDGEKD, "build", "--target", "testboard", "--targets-dir", str(tdir), "--data", "digits",
             "--out", str(tmp_path / "run"), "--cache-dir", str(cache), "--epochs", "3", "--bench-runs", "30"]
     for s in sizes:
@@ -103,3 +105,20 @@ def test_default_teacher_trained_on_first_use_then_cached(shared_cache):
     second, info2 = default_teacher(data, shared_cache)
     assert info2["origin"].startswith("cached") and info1["weights_sha256"] == info2["weights_sha256"]
     assert not any(p.requires_grad for p in second.module.parameters()) and not second.module.training
+
+
+@pytest.mark.slow
+def test_build_carries_tflite_int8_candidates(tmp_path, shared_cache):
+    from edgekd.export.tflite_runtime import tflite_io
+
+    r = _build(tmp_path, shared_cache, p90=50.0, sizes=["1x1"], runtimes='["onnxruntime", "litert"]')
+    assert r.returncode == 0, r.stderr[-3000:]
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    rows = {c["runtime"]: c for c in rep["candidates"]}
+    assert set(rows) == {"onnxruntime", "litert"} and rows["litert"]["format"] == "tflite"
+    lite = rows["litert"]
+    assert lite["artifact"].endswith("model_int8.tflite") and Path(lite["artifact"]).is_file()
+    io = tflite_io(lite["artifact"])
+    assert "int8" in str(io["input"]["dtype"]) and "int8" in str(io["output"]["dtype"])
+    assert lite["int8_parity"]["argmax_agreement"] >= 0.9 and "litert" in lite["latency_source"]
+    assert rep["selected"] in {c["name"] for c in rep["candidates"]}
