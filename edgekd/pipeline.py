@@ -117,7 +117,8 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
         teacher_id = info["sha256"]
     check_teacher_fits(teacher, data)
     logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, progress=say)
-    info["accuracy"] = accuracy_of(teacher.logits(data.x_test), data.y_test)
+    test_logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, split="test", progress=say)
+    info["accuracy"] = accuracy_of(test_logits, data.y_test)
     info["outputs"] = teacher.outputs
     say(f"teacher: test accuracy {info['accuracy']:.4f} ({info.get('origin', info.get('path'))})")
     return teacher, info, logits

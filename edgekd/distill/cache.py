@@ -16,19 +16,20 @@ from ..fsio import atomic_path
 
 
 def cached_teacher_logits(teacher: Any, teacher_id: str, data: Any, cache_dir: Path | None, *,
-                          progress: Callable[[str], None] | None = None) -> np.ndarray:
-    """The teacher's logits on ``data.x_train`` (aligned row for row), from the cache when present."""
+                          split: str = "train", progress: Callable[[str], None] | None = None) -> np.ndarray:
+    """The teacher's logits on ``data.x_<split>`` (aligned row for row), from the cache when present."""
     say = progress or (lambda _m: None)
-    key = content_key("teacher-logits", teacher_id, teacher.outputs, data.fingerprint())
+    x = {"train": data.x_train, "val": data.x_val, "test": data.x_test}[split]
+    key = content_key("teacher-logits", teacher_id, teacher.outputs, data.fingerprint(), split)
     path = Path(cache_dir) / "teacher-logits" / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         z = np.load(path, allow_pickle=False)
-        if z.shape == (len(data.x_train), data.num_classes):
-            say(f"teacher outputs: reused from cache ({path.name})")
+        if z.shape == (len(x), data.num_classes):
+            say(f"teacher outputs ({split}): reused from cache ({path.name})")
             return z
-    say(f"teacher outputs: computing on {len(data.x_train)} training samples (once; cached)")
-    z = teacher.logits(data.x_train)
-    if path is not None and z.shape == (len(data.x_train), data.num_classes):
+    say(f"teacher outputs ({split}): computing on {len(x)} samples (once; cached)")
+    z = teacher.logits(x)
+    if path is not None and z.shape == (len(x), data.num_classes):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 np.save(f, z, allow_pickle=False)
