@@ -44,7 +44,9 @@ def to_markdown(r: dict[str, Any]) -> str:
                      f"| {_pct(c['accuracy_int8'])} | {c['latency_ms']['p50']:.3f} | {c['latency_ms']['p90']:.3f} "
                      f"| {c['latency_ms']['p99']:.3f} | {c['cold_start_ms']:.1f} | {c['latency_fp32_ms']['p90']:.3f} "
                      f"| {c['peak_memory_mb']:.1f} | {c['model_size_mb']:.3f} | {mark} |")
-    lines += ["", "How the latency was obtained: " + (r["candidates"][0]["latency_how"] if r["candidates"] else "-"),
+    hows = {c.get("runtime", ""): c["latency_how"] for c in r["candidates"]}
+    lines += [""] + [f"- How the latency was obtained ({rt or 'all'}): {how}." for rt, how in hows.items()] + [
+              "",
               "Model memory = peak resident memory of the benchmark process minus its resident memory after "
               "importing the runtime and before loading the model.", ""]
     if r["selection"]["pareto"]:
