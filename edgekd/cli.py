@@ -166,6 +166,12 @@ def export(checkpoint: str, out: str, fmt: str | None, precision: str | None, co
     fmt = _export_format(out, fmt, precision, converter)
     model, ckpt = load_checkpoint(checkpoint)
     ds = load_dataset(data or ckpt.config.get("data", "fashion-mnist"))
+    built_for = tuple(ckpt.config["student"]["input_shape"])
+    if tuple(ds.input_shape) != built_for:  # conv nets with global pooling would trace any size silently
+        from .errors import ConfigError
+
+        raise ConfigError(f"--data {ds.spec} has samples of shape {tuple(ds.input_shape)} but {ckpt.name} was "
+                          f"built for {built_for}", "pass the --data the student was trained on")
     if fmt == "onnx":
         exported = export_student(model, ds, out)
         p = exported.parity

@@ -63,3 +63,13 @@ def test_bench_of_a_non_model_tflite_exits_2_with_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert r.stderr.startswith("edgekd: error:") and "LiteRT cannot load" in r.stderr and "Fix:" in r.stderr
+
+
+def test_calibration_data_of_the_wrong_shape_exits_2_and_leaves_no_tflite(student, capsys):
+    """The student takes 1x8x8 digits; Fashion-MNIST samples are 1x28x28."""
+    before = _files(student)
+    rc = main(["export", str(student / "student.json"), "--out", str(student / "bad.tflite"), "--precision", "int8",
+               "--data", "fashion-mnist"])
+    line = _one_clear_line(capsys.readouterr().err)
+    assert rc == 2 and "(1, 28, 28)" in line and "(1, 8, 8)" in line, line
+    assert _files(student) == before
