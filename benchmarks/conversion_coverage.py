@@ -27,7 +27,6 @@ worker) is recorded as such and the worker is restarted for the remaining cells.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import multiprocessing as mp
 import os

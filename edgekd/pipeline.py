@@ -10,7 +10,7 @@ import os
 import platform
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -204,7 +204,7 @@ def _write_manifest(out: Path, config: BuildConfig, timings, candidates, paths) 
     for p in sorted(out.rglob("*")):
         if p.is_file() and not p.name.startswith(".tmp-") and p.name != "manifest.json":
             artifacts[str(p.relative_to(out))] = sha256_file(p)
-    cfg = asdict(replace(config))
+    cfg = asdict(config)
     write_json_atomic(out / "manifest.json", {"edgekd": __version__, "stage_seconds": timings,
                                               "config": cfg, "artifacts": artifacts})
 

@@ -7,7 +7,7 @@ stage's internals. Every artifact is written under a temporary name and renamed 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -166,7 +166,3 @@ def _run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     from .export.parity import run_onnx
 
     return run_onnx(path, x)
-
-
-def record_dict(record: Any) -> dict[str, Any]:
-    return to_dict(record) if hasattr(record, "__dataclass_fields__") else asdict(record)
