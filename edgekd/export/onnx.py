@@ -32,7 +32,8 @@ _MAX_PROTO_BYTES = 2 * 1024**3 - 1
 def export_onnx(model: "torch.nn.Module", sample: np.ndarray, out_path: str | Path, *, opset: int = 17,
                 simplify: bool = True, input_name: str = "input", output_name: str = "logits",
                 exporter: str = "auto", atol: float | None = PARITY_DEFAULTS["fp32"]["atol"],
-                min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"]) -> ExportedModel:
+                min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"],
+                rtol: float | None = PARITY_DEFAULTS["fp32"]["rtol"]) -> ExportedModel:
     """Export ``model`` to ``out_path`` as fp32 ONNX with a dynamic batch dimension.
 
     ``sample`` is a batch ``(N, ...)`` of representative inputs: the first two trace the graph, all of them
@@ -58,7 +59,8 @@ def export_onnx(model: "torch.nn.Module", sample: np.ndarray, out_path: str | Pa
     with atomic_path(out_path) as tmp_file:
         _save(proto, tmp_file)
         report = check_parity(reference, run_onnx(tmp_file, x), output=output_name,
-                              route=f"torch -> onnx fp32 ({used})", atol=atol, min_agreement=min_agreement)
+                              route=f"torch -> onnx fp32 ({used})", atol=atol, min_agreement=min_agreement,
+                              rtol=rtol)
     out = Path(out_path)
     config = {"exporter": used, "opset_requested": opset, "opset": written_opset,
               "simplifier": simplifier or None, "notes": notes}

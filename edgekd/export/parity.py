@@ -2,6 +2,10 @@
 
 ``compare_outputs`` never raises; ``check_parity`` raises :class:`ParityError` when the comparison fails.
 Argmax agreement is taken over each sample's flattened output (the class axis for ``(N, K)`` logits).
+
+The difference limit is scale-aware: ``atol + rtol * max|reference|``. A relative term taken element by element
+(numpy's ``allclose``) would be meaningless for logits near zero; taken against the output's own scale it lets
+a model whose logits reach 40 differ by fp16 rounding of 40, not of 1.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ import numpy as np
 
 from ..errors import ConfigError, ExportError, ParityError
 
-# Tolerances per precision of the candidate. ``atol=None``: the absolute difference is reported, not checked.
+# Tolerances per precision of the candidate. ``atol=None`` and ``rtol=None``: the difference is reported, not checked.
+# ``rtol`` is relative to the largest |reference| value (see the module docstring).
 PARITY_DEFAULTS: dict[str, dict[str, float | None]] = {
-    "fp32": {"atol": 1e-4, "min_agreement": 0.999},
-    "fp16": {"atol": 1e-2, "min_agreement": 0.99},
-    "dynamic": {"atol": None, "min_agreement": 0.95},  # int8 weights, activations quantized at run time
-    "int8": {"atol": None, "min_agreement": 0.9},
+    "fp32": {"atol": 1e-4, "rtol": 1e-5, "min_agreement": 0.999},
+    "fp16": {"atol": 1e-2, "rtol": 1e-2, "min_agreement": 0.99},
+    "dynamic": {"atol": None, "rtol": None, "min_agreement": 0.95},  # int8 weights, activations quantized at run time
+    "int8": {"atol": None, "rtol": None, "min_agreement": 0.9},
 }
 
 
@@ -35,13 +40,19 @@ class ParityReport:
     atol: float | None
     min_agreement: float | None
     passed: bool
+    rtol: float | None = None  # relative to ``scale``
+    scale: float = 0.0  # max |reference|
+    limit: float | None = None  # the max abs diff allowed: atol + rtol * scale (None: not checked)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     def summary(self) -> str:
+        allowed = "not checked" if self.limit is None else f"limit {self.limit:.3g}"
+        if self.limit is not None and self.rtol:
+            allowed += f" = {self.atol or 0:g} + {self.rtol:g} x max|ref| {self.scale:.3g}"
         return (f"{self.route or 'parity'} on output '{self.output}': max abs diff {self.max_abs_diff:.3g} "
-                f"(atol {_fmt(self.atol)}), mean abs diff {self.mean_abs_diff:.3g}, argmax agreement "
+                f"({allowed}), mean abs diff {self.mean_abs_diff:.3g}, argmax agreement "
                 f"{self.argmax_agreement:.4f} (min {_fmt(self.min_agreement)}) over {self.n_samples} samples")
 
 
@@ -51,28 +62,38 @@ def _fmt(v: float | None) -> str:
 
 def compare_outputs(reference: np.ndarray, candidate: np.ndarray, *, output: str = "logits", route: str = "",
                     atol: float | None = PARITY_DEFAULTS["fp32"]["atol"],
-                    min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"]) -> ParityReport:
-    """Compare ``candidate`` with ``reference`` (both ``(N, ...)``); never raises on bad numbers."""
+                    min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"],
+                    rtol: float | None = None) -> ParityReport:
+    """Compare ``candidate`` with ``reference`` (both ``(N, ...)``); never raises on bad numbers.
+
+    Passes when every value is finite, ``max|ref - cand| <= atol + rtol * max|ref|`` (skipped when both are
+    None) and the argmax agreement is at least ``min_agreement`` (skipped when None).
+    """
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     n = int(ref.shape[0]) if ref.ndim else 0
+    limit = None if atol is None and rtol is None else float(atol or 0.0)
     if ref.shape != cand.shape or n == 0:
-        return ParityReport(output, route, math.inf, math.inf, 0.0, n, atol, min_agreement, False)
+        return ParityReport(output, route, math.inf, math.inf, 0.0, n, atol, min_agreement, False, rtol, 0.0, limit)
+    scale = float(np.abs(ref).max()) if np.isfinite(ref).all() else math.inf
+    if limit is not None and rtol:
+        limit += rtol * scale
     diff = np.abs(ref - cand)
     finite = bool(np.isfinite(diff).all())
     max_d = float(diff.max()) if finite else math.inf
     mean_d = float(diff.mean()) if finite else math.inf
     agree = float(np.mean(ref.reshape(n, -1).argmax(axis=1) == cand.reshape(n, -1).argmax(axis=1)))
-    passed = finite and (atol is None or max_d <= atol) and (min_agreement is None or agree >= min_agreement)
-    return ParityReport(output, route, max_d, mean_d, agree, n, atol, min_agreement, bool(passed))
+    passed = finite and (limit is None or max_d <= limit) and (min_agreement is None or agree >= min_agreement)
+    return ParityReport(output, route, max_d, mean_d, agree, n, atol, min_agreement, bool(passed), rtol, scale, limit)
 
 
 def check_parity(reference: np.ndarray, candidate: np.ndarray, *, output: str = "logits", route: str = "",
                  atol: float | None = PARITY_DEFAULTS["fp32"]["atol"],
-                 min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"]) -> ParityReport:
+                 min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"],
+                 rtol: float | None = None) -> ParityReport:
     """Like :func:`compare_outputs`, but raise :class:`ParityError` when the comparison fails."""
     report = compare_outputs(reference, candidate, output=output, route=route, atol=atol,
-                             min_agreement=min_agreement)
+                             min_agreement=min_agreement, rtol=rtol)
     if report.passed:
         return report
     ref_shape, cand_shape = np.shape(reference), np.shape(candidate)

@@ -50,7 +50,7 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
     one fixes the traced shape, all are used for parity. ``calibration``: required for ``int8``, same
     per-sample shape (at most ``MAX_CALIBRATION`` used). ``onnx_path``: an existing ONNX export of the same
     model for the onnx2tf route (exported to a temp dir when None). ``tolerances`` overrides
-    ``PARITY_DEFAULTS[precision]`` (keys ``atol``, ``min_agreement``). Raises :class:`ConfigError` for bad
+    ``PARITY_DEFAULTS[precision]`` (keys ``atol``, ``rtol``, ``min_agreement``). Raises :class:`ConfigError` for bad
     arguments, :class:`ExportError` / :class:`ParityError` when no route produces a model that passes parity.
     """
     import os
@@ -101,9 +101,9 @@ def _validate(model: Any, sample: Any, precision: str, converter: str, calibrati
         notes.append(f"calibration data ignored: {precision} needs none")
     limits = dict(PARITY_DEFAULTS[precision])
     if tolerances is not None:
-        unknown = set(tolerances) - {"atol", "min_agreement"} if isinstance(tolerances, dict) else {"?"}
+        unknown = set(tolerances) - {"atol", "rtol", "min_agreement"} if isinstance(tolerances, dict) else {"?"}
         if unknown:
-            raise ConfigError(f"tolerances must be a dict with keys atol/min_agreement, got {tolerances!r}",
+            raise ConfigError(f"tolerances must be a dict with keys atol/rtol/min_agreement, got {tolerances!r}",
                               "pass e.g. tolerances={'min_agreement': 0.95}")
         limits.update(tolerances)
     return x, calib, limits, notes
@@ -148,7 +148,8 @@ def _first_passing(model, x, calib, precision, converter, onnx_src, reference, l
                 raise ExportError(f"the {route} model does not run in LiteRT ({e.cause})",
                                   "replace the op named here in the model, or try the other converter") from None
             report = check_parity(reference, candidate, output="logits", route=f"torch -> tflite {precision} "
-                                  f"({route})", atol=limits["atol"], min_agreement=limits["min_agreement"])
+                                  f"({route})", atol=limits["atol"], min_agreement=limits["min_agreement"],
+                                  rtol=limits["rtol"])
             return {**info, "route": route, "report": report, "failures": failures}
         except Exception as e:  # a route failed (conversion, LiteRT or parity): note it, try the next one
             failures.append((route, e))

@@ -126,6 +126,23 @@ def test_parity_perturbed_output_raises_with_output_name_and_max_diff():
     assert not compare_outputs(ref, ref[:, :2]).passed  # shape mismatch: a failed report, no exception
 
 
+def test_parity_limit_scales_with_the_output_not_element_by_element():
+    ref = np.random.default_rng(1).normal(size=(40, 5)) * 40.0  # logits up to ~100: fp16 rounding is ~0.05 there
+    near_zero = np.argmin(np.abs(ref))
+    err = np.zeros_like(ref)
+    err.flat[near_zero] = 0.3  # a large error on a near-zero logit: allclose's per-element rtol would reject it
+    scale = float(np.abs(ref).max())
+    rep = compare_outputs(ref, ref + err, atol=1e-2, rtol=1e-2, min_agreement=None)
+    assert rep.passed and rep.scale == pytest.approx(scale) and rep.limit == pytest.approx(1e-2 + 1e-2 * scale)
+    assert not compare_outputs(ref, ref + err, atol=1e-2, rtol=None, min_agreement=None).passed  # absolute only
+    too_far = err.copy()
+    too_far.flat[near_zero] = 1e-2 + 1e-2 * scale + 1e-3
+    rep = compare_outputs(ref, ref + too_far, atol=1e-2, rtol=1e-2, min_agreement=None)
+    assert not rep.passed and "x max|ref|" in rep.summary()
+    # both None: the difference is reported, not checked
+    assert compare_outputs(ref, ref + 5.0, atol=None, rtol=None, min_agreement=None).limit is None
+
+
 def test_int8_quantized_model_runs_has_qdq_and_agrees_with_fp32(trained, exported, tmp_path):
     import onnx
 
