@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TargetError
+from .npu import NpuConfig, parse_npu
 
 KNOWN_ARCHES = ("x86_64", "aarch64", "armv7", "ethos-u")
 KNOWN_RUNTIMES = ("onnxruntime", "litert")
@@ -30,6 +31,8 @@ class Budget:
     model_size_mb: float | None = None  # size of the deployed model file
     min_accuracy: float | None = None  # least top-1 accuracy (0..1) of the deployed (quantized) model
     max_accuracy_drop: float | None = None  # most accuracy (0..1) quantization may cost against fp32
+    sram_kib: float | None = None  # NPU targets: SRAM the tensor arena may use (Vela's "Total SRAM used")
+    flash_kib: float | None = None  # NPU targets: flash the model may use (Vela's flash figure)
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -61,13 +64,14 @@ class TargetProfile:
     core: str  # CPU core, e.g. cortex-a72; "host" for this machine
     clock_ghz: float  # nominal core clock
     cores: int  # number of cores the runtime may use
-    memory_mb: int  # RAM on the board
+    memory_mb: float  # RAM on the board (a microcontroller's on-chip SRAM may be a fraction of a MB)
     threads: int  # inference threads used for benchmarks
     runtimes: tuple[str, ...]  # runtimes available on the device, preferred first
     precisions: tuple[str, ...]  # precisions worth deploying, preferred first
     emulation: str  # how edgekd runs code for this target here: none (host), qemu-user, vela
     budget: Budget  # what the chosen student must meet
     source: str = ""  # where the hardware figures come from
+    npu: NpuConfig | None = None  # the Ethos-U NPU and its memories (emulation = "vela" targets only)
     path: str = field(default="", compare=False)  # file the profile was read from
 
     def __post_init__(self) -> None:
@@ -91,14 +95,35 @@ class TargetProfile:
                       "set threads to at most the number of cores")
         if not (self.clock_ghz > 0 and self.memory_mb > 0):
             raise bad("clock_ghz and memory_mb must be positive", "fix the numbers in the profile")
+        self._check_npu(bad)
+
+    def _check_npu(self, bad) -> None:
+        """An [npu] table goes with emulation = "vela", full-int8 TFLite, and the SRAM/flash budgets."""
+        b, npu = self.budget, self.npu
+        if (self.emulation == "vela") != (npu is not None):
+            raise bad("emulation = \"vela\" and an [npu] table go together",
+                      "an Ethos-U target needs both; other targets neither")
+        if npu is None:
+            if b.sram_kib is not None or b.flash_kib is not None:
+                raise bad("budget sram_kib / flash_kib apply to NPU targets only",
+                          "drop them, or describe the NPU in an [npu] table with emulation = \"vela\"")
+            return
+        if "litert" not in self.runtimes or "int8" not in self.precisions:
+            raise bad("an Ethos-U NPU runs full-int8 TFLite models only",
+                      'list runtimes = ["litert"] and precisions = ["int8"]')
+        for key, size in (("sram_kib", npu.sram_kib), ("flash_kib", npu.flash_kib)):
+            limit = getattr(b, key)
+            if limit is not None and limit > size:
+                raise bad(f"budget {key} = {limit:g} is more than the board's {size:g} KiB ([npu] {key})",
+                          f"set the budget to at most {size:g}")
 
 
 _TOP_KEYS = {"name", "description", "arch", "core", "clock_ghz", "cores", "memory_mb", "threads",
-             "runtimes", "precisions", "emulation", "source", "budget"}
+             "runtimes", "precisions", "emulation", "source", "budget", "npu"}
 _TYPES: dict[str, type | tuple[type, ...]] = {
     "name": str, "description": str, "arch": str, "core": str, "clock_ghz": (int, float), "cores": int,
-    "memory_mb": int, "threads": int, "runtimes": list, "precisions": list, "emulation": str,
-    "source": str, "budget": dict,
+    "memory_mb": (int, float), "threads": int, "runtimes": list, "precisions": list, "emulation": str,
+    "source": str, "budget": dict, "npu": dict,
 }
 
 
@@ -108,7 +133,7 @@ def parse_target(data: dict[str, Any], name: str, path: str = "") -> TargetProfi
     if unknown:
         raise TargetError(f"target {name!r} ({path}): unknown key(s) {', '.join(unknown)}",
                           f"use only {', '.join(sorted(_TOP_KEYS))}")
-    required = _TOP_KEYS - {"name", "source", "threads"}
+    required = _TOP_KEYS - {"name", "source", "threads", "npu"}
     missing = sorted(required - set(data))
     if missing:
         raise TargetError(f"target {name!r} ({path}): missing key(s) {', '.join(missing)}",
@@ -133,6 +158,7 @@ def parse_target(data: dict[str, Any], name: str, path: str = "") -> TargetProfi
         budget=Budget(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
                          for k, v in data["budget"].items()}),
         source=data.get("source", ""), path=path,
+        npu=parse_npu(data["npu"], f"target {name!r} ({path})") if "npu" in data else None,
     )
 
 
