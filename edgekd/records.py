@@ -72,6 +72,52 @@ class BenchResult:
         return max(0.0, self.peak_rss_mb - self.baseline_rss_mb)
 
 
+@dataclass(frozen=True)
+class NpuLayer:
+    """One operator in Vela's per-layer estimate."""
+
+    name: str  # the operator's output tensor
+    op: str  # Vela's name for the original TFLite operator, e.g. "Conv2D", "L2Norm"
+    tflite_op: str  # the TFLite builtin, e.g. "CONV_2D" ("" when it could not be matched)
+    target: str  # "NPU" or "CPU"
+    cycles: int  # estimated NPU cycles; 0 for a CPU operator, whose time Vela does not estimate
+    macs: int
+
+
+@dataclass(frozen=True)
+class NpuEstimate:
+    """What Arm Vela estimates for one full-int8 TFLite model on one Ethos-U NPU target (backend npu-emu)."""
+
+    backend: str  # "npu-emu"
+    model_path: str
+    target: str  # target profile name
+    accelerator: str  # Vela accelerator config, e.g. "ethos-u55-128"
+    clock_mhz: float  # NPU clock the cycles are converted at
+    source: str  # always "estimated"
+    how: str  # a sentence: which tool, which configuration, what is and is not included
+    inference_time_ms: float  # NPU time of one inference (batch 1); CPU-fallback operators NOT included
+    cycles_total: int  # Vela's cycles_total (NPU and memory-access cycles overlapped)
+    cycles_npu: int
+    macs: int  # Vela's count of network MACs
+    sram_kib: float  # "Total SRAM used": tensor arena (+ weight buffering) in SRAM
+    flash_kib: float  # weights and command stream in flash
+    npu_ops: int  # operators Vela placed on the NPU
+    cpu_ops: int  # operators left to the CPU
+    cpu_fallback: tuple[str, ...]  # names of the CPU operators (Vela's op names), in graph order, deduplicated
+    cpu_fallback_cost: str  # "none" when every operator is on the NPU, else "unknown" (never counted as zero)
+    layers: tuple[NpuLayer, ...]
+    model_size_mb: float  # the input .tflite file
+    compiled_path: str = ""  # Vela's compiled .tflite (the deployable artifact), when kept
+    environment: dict[str, Any] = field(default_factory=dict)
+    version: int = RECORD_VERSION
+
+    @property
+    def npu_fraction(self) -> float:
+        """Share of operators on the NPU (1.0 = all)."""
+        total = self.npu_ops + self.cpu_ops
+        return self.npu_ops / total if total else 0.0
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     d = asdict(record)
     d["record"] = type(record).__name__
