@@ -97,8 +97,14 @@ def build(**kw: Any) -> None:
                       command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
-    click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} ms"
-               f" ({sel['latency_source']})  size {sel['model_size_mb']:.3f} MB")
+    if sel.get("npu"):
+        n = sel["npu"]
+        click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  NPU {n['time_ms']:.4f} ms "
+                   f"({n['accelerator']} @ {n['clock_mhz']:g} MHz, estimated by Vela)  SRAM {n['sram_kib']:.1f} KiB  "
+                   f"flash {n['flash_kib']:.1f} KiB")
+    else:
+        click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} "
+                   f"ms ({sel['latency_source']})  size {sel['model_size_mb']:.3f} MB")
     click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json)")
 
 
@@ -265,16 +271,37 @@ def _existing_onnx(path: str):
 @click.option("--runs", type=int, default=200, show_default=True)
 @click.option("--warmup", type=int, default=20, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result here too.")
-def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None) -> None:
+@click.option("--target", default=None, help="An Ethos-U target (e.g. ethos-u55-128): estimate with Vela (npu-emu) "
+              "instead of measuring on this CPU.")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
+def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None, target: str | None,
+          targets_dir: str | None) -> None:
     """Measure an ONNX or .tflite model on this CPU (separate process): latency percentiles, cold start, memory.
 
     A .tflite model runs in LiteRT with its own static input shape and dtype; anything else is read as ONNX.
+    With --target ethos-u55-128 (or another NPU target) a full-int8 .tflite is compiled by Arm Vela for that
+    NPU instead: estimated time, cycles, SRAM, flash, and which operators fall back to the CPU.
     """
     from dataclasses import asdict
     from pathlib import Path
 
     from .bench.host import bench_onnx_host, bench_tflite_host
     from .fsio import write_json_atomic
+
+    if target is not None:
+        from .targets import load_target
+
+        profile = load_target(target, targets_dir)
+        if profile.npu is not None:
+            from .bench.npu_emu import bench_npu, describe
+
+            est = bench_npu(model, profile)
+            click.echo("\n".join(describe(est, profile)))
+            click.echo(est.how)
+            if json_out:
+                write_json_atomic(json_out, asdict(est))
+            return
+        _say(f"note: {target} has no NPU; measuring on this host CPU, not on the {profile.core}")
 
     if Path(model).suffix.lower() == ".tflite":
         r = bench_tflite_host(model, threads=threads, runs=runs, warmup=warmup)

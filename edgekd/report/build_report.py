@@ -7,11 +7,14 @@ from typing import Any
 
 from ..select import Figures, as_dict, select
 from .guard import quantization_findings
+from .npu import npu_latency_note, npu_row, with_npu
 
 REPORT_VERSION = 1
 
 
 def latency_note(target: Any, threads: int, runs: int) -> str:
+    if getattr(target, "npu", None) is not None:
+        return npu_latency_note(target, threads, runs)
     if target.emulation == "none":
         return (f"Latency measured on this host CPU in each candidate's runtime, {threads} thread(s), batch 1, "
                 f"{runs} timed runs after warm-up.")
@@ -41,14 +44,15 @@ def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
         "artifact": int8.path, "artifact_sha256": int8.sha256, "fp32_artifact": fp32.path,
         "fp32_parity": fp32.parity, "int8_parity": int8.parity, "epochs_run": ckpt.epochs_run,
         "val_accuracy": ckpt.val_accuracy, "export_tool": fp32.tool, "quantize_tool": int8.tool,
+        **({"npu": npu_row(c["npu"])} if c.get("npu") else {}),
     }
 
 
 def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str, Any], candidates: list,
                       timings: dict[str, float], wall_s: float, environment: dict[str, Any]) -> dict[str, Any]:
     rows = [candidate_row(c, target) for c in candidates]
-    figs = [Figures(r["name"], r["accuracy_int8"], r["latency_ms"]["p90"], r["peak_memory_mb"],
-                    r["model_size_mb"], r["macs"], r["params"]) for r in rows]
+    figs = [with_npu(Figures(r["name"], r["accuracy_int8"], r["latency_ms"]["p90"], r["peak_memory_mb"],
+                             r["model_size_mb"], r["macs"], r["params"]), r) for r in rows]
     sel = select(figs, target.budget)
     for r in rows:
         r["within_budget"] = not sel.violations[r["name"]]
