@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import BenchError
 
-INTEGER_TYPES = ("INT8", "UINT8", "INT16")
+INTEGER_TYPES = ("INT8", "UINT8", "INT16")  # quantized activations, what an Ethos-U computes in
 # precision kinds: the first three carry no integer activations, so an Ethos-U NPU can run nothing of them
 NO_NPU_KINDS = {"float": "float (fp32) model", "fp16": "float16 model",
                 "dynamic-range": "dynamic-range quantized model (int8 weights, float activations)"}
@@ -29,15 +29,16 @@ class TfliteGraph:
 
     @property
     def kind(self) -> str:
-        """'full-int8' (integer compute and integer I/O), 'int8-float-io' (integer compute, some float
-        tensors, e.g. float input/output around QUANTIZE/DEQUANTIZE), or one of ``NO_NPU_KINDS``."""
+        """'full-int8' (integer compute and integer I/O), 'int8-float-io' (integer compute but some float
+        tensors, e.g. float input/output around QUANTIZE/DEQUANTIZE, which Vela leaves to the CPU), or one of
+        ``NO_NPU_KINDS`` (no quantized activation at all: nothing for the NPU)."""
         if not any(t in INTEGER_TYPES for _op, _name, t in self.ops):
             if "INT8" in self.tensor_types or "UINT8" in self.tensor_types:
                 return "dynamic-range"
             return "fp16" if "FLOAT16" in self.tensor_types else "float"
         io = self.input_types + self.output_types
         floats = any(t.startswith("FLOAT") for _op, _name, t in self.ops)
-        return "full-int8" if all(t in INTEGER_TYPES for t in io) and not floats else "int8-float-io"
+        return "full-int8" if all(t in (*INTEGER_TYPES, "INT32") for t in io) and not floats else "int8-float-io"
 
     def op_of(self, tensor_name: str) -> str:
         """The TFLite builtin that writes ``tensor_name`` ('' when no operator does)."""
