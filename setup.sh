@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything edgekd needs on a fresh Debian 12 / Python 3.11 machine, idempotently:
-#   - Debian packages (the Fashion-MNIST data set), when missing
+#   - Debian packages (the Fashion-MNIST data set; qemu-user and gcc for emulated ARM), when missing
 #   - a virtual environment in .venv with edgekd and its dependencies (+ test tools with --dev)
+#   - the emulated aarch64 environment under ~/.cache/edgekd/arm (edgekd emu setup)
 # A second run with nothing changed does nothing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -14,7 +15,7 @@ for arg in "$@"; do
   esac
 done
 
-APT_PACKAGES=(dataset-fashion-mnist)
+APT_PACKAGES=(dataset-fashion-mnist qemu-user gcc libc6-dev xz-utils)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3.11}
@@ -49,4 +50,6 @@ if [ ! -f "$stamp" ]; then
   # a --dev stamp also satisfies a plain run
   [ "$DEV" -eq 1 ] && touch "${stamp%-dev}"
 fi
+# the aarch64 userland, wheels and QEMU plugin for ARM targets (a no-op when already built for these versions)
+.venv/bin/edgekd emu setup
 echo "setup: ready (.venv/bin/edgekd)"

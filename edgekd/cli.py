@@ -271,8 +271,9 @@ def _existing_onnx(path: str):
 @click.option("--runs", type=int, default=200, show_default=True)
 @click.option("--warmup", type=int, default=20, show_default=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the result here too.")
-@click.option("--target", default=None, help="An Ethos-U target (e.g. ethos-u55-128): estimate with Vela (npu-emu) "
-              "instead of measuring on this CPU.")
+@click.option("--target", default=None, help="Estimate on a device instead of measuring on this CPU: an ARM target "
+              "(e.g. raspberrypi: arm-emu, emulated instruction counts) or an Ethos-U target (e.g. ethos-u55-128: "
+              "npu-emu, Vela).")
 @click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
 def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None, target: str | None,
           targets_dir: str | None) -> None:
@@ -281,6 +282,9 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
     A .tflite model runs in LiteRT with its own static input shape and dtype; anything else is read as ONNX.
     With --target ethos-u55-128 (or another NPU target) a full-int8 .tflite is compiled by Arm Vela for that
     NPU instead: estimated time, cycles, SRAM, flash, and which operators fall back to the CPU.
+    With --target raspberrypi (or another ARM target) the model runs in the aarch64 runtime under QEMU with the
+    target's core and threads: its outputs are checked against this host, and its latency is estimated from the
+    instructions it executes (with the estimator's error band; never a measurement).
     """
     from dataclasses import asdict
     from pathlib import Path
@@ -301,7 +305,17 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
             if json_out:
                 write_json_atomic(json_out, asdict(est))
             return
-        _say(f"note: {target} has no NPU; measuring on this host CPU, not on the {profile.core}")
+        if profile.emulation == "qemu-user":
+            from .bench.arm_emu import bench_arm
+            from .bench.arm_emu import describe as describe_arm
+
+            est = bench_arm(model, profile)
+            click.echo("\n".join(describe_arm(est)))
+            click.echo(est.how)
+            if json_out:
+                write_json_atomic(json_out, est.as_dict())
+            return
+        _say(f"note: {target} is the host; measuring on this CPU")
 
     if Path(model).suffix.lower() == ".tflite":
         r = bench_tflite_host(model, threads=threads, runs=runs, warmup=warmup)
@@ -319,6 +333,33 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
     click.echo(r.how)
     if json_out:
         write_json_atomic(json_out, asdict(r))
+
+
+@cli.group()
+def emu() -> None:
+    """The emulated aarch64 environment (QEMU user mode) used by ARM targets."""
+
+
+@emu.command("setup")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Default: ~/.cache/edgekd.")
+def emu_setup(cache_dir: str | None) -> None:
+    """Build the environment (idempotent; needs Debian's qemu-user, gcc and the network once)."""
+    from .emu.env import setup
+
+    env = setup(cache_dir, say=_say)
+    click.echo(f"emu: ready in {env.root} (qemu {env.qemu_version}; "
+               f"{', '.join(f'{k} {v}' for k, v in env.wheels.items())})")
+
+
+@emu.command("status")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Default: ~/.cache/edgekd.")
+def emu_status(cache_dir: str | None) -> None:
+    """Say whether the environment is ready (exit 2 with the set-up command when it is not)."""
+    from .emu.env import find_env
+
+    env = find_env(cache_dir)
+    click.echo(f"emu: ready in {env.root} (qemu {env.qemu_version}; "
+               f"{', '.join(f'{k} {v}' for k, v in env.wheels.items())})")
 
 
 @cli.group()

@@ -54,6 +54,10 @@ class BenchError(EdgeKDError):
     """A benchmark could not be run."""
 
 
+class EmulationError(BenchError):
+    """The emulated ARM environment is missing or a model cannot run under emulation."""
+
+
 class OutputError(EdgeKDError):
     """An output location cannot be written."""
 

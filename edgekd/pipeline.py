@@ -83,6 +83,9 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
         say(f"[{i}/{len(specs)}] {spec.name}: distilling")
         candidates += _candidate(config, target, data, spec, cdir, teacher, teacher_logits, timings, say)
 
+    if target.emulation == "qemu-user" and candidates:
+        _arm_estimates(target, candidates, data, out, timings, say)
+
     report = _report(config, target, data, teacher_info, candidates, timings, t_start)
     paths = write_reports(report, out)
     _write_manifest(out, config, timings, candidates, paths)
@@ -164,6 +167,27 @@ def _npu_estimate(int8: Any, target: Any, cdir: Path, timings, say) -> Any:
         f"SRAM {est.sram_kib:.1f} KiB, flash {est.flash_kib:.1f} KiB, {est.npu_ops}/{est.npu_ops + est.cpu_ops} "
         f"ops on the NPU{fallback}")
     return est
+
+
+def _arm_estimates(target: Any, candidates: list[dict[str, Any]], data: Any, out: Path, timings, say) -> None:
+    """Estimate every candidate's fp32 and int8 artifacts on the ARM target, in one emulated process; the
+    int8 estimate is what selection judges (host measurements stay in the report beside it)."""
+    from .bench.arm_emu import bench_arm_many
+
+    x = data.x_test[:4]
+    items = [(c[prec].path, x, prec) for c in candidates for prec in ("fp32", "int8")]
+    say(f"arm-emu: running {len(items)} models in the aarch64 runtimes under emulated {target.core} "
+        f"({target.threads} thread(s)); latency is estimated from their instruction counts")
+    with _timed(timings, "arm_emu", say):
+        estimates = bench_arm_many(items, target)
+    for i, c in enumerate(candidates):
+        c["arm"] = {"fp32": estimates[2 * i], "int8": estimates[2 * i + 1]}
+        write_json_atomic(out / "candidates" / c["checkpoint"].name / f"arm_{c['runtime']}.json",
+                          {k: v.as_dict() for k, v in c["arm"].items()})
+        e = c["arm"]["int8"]
+        say(f"    {c['checkpoint'].name}@{c['runtime']}: estimated {e.ms:.3f} ms on {target.core} "
+            f"[{e.low_ms:.3f}-{e.high_ms:.3f}] ({e.instructions / 1e6:.2f} M instructions; fp32 "
+            f"{c['arm']['fp32'].ms:.3f} ms)")
 
 
 def _benched(runtime, ckpt, fp32, int8, config, target, data, cdir: Path, timings, say) -> dict[str, Any]:

@@ -96,6 +96,20 @@ class TargetProfile:
         if not (self.clock_ghz > 0 and self.memory_mb > 0):
             raise bad("clock_ghz and memory_mb must be positive", "fix the numbers in the profile")
         self._check_npu(bad)
+        self._check_core(bad)
+
+    def _check_core(self, bad) -> None:
+        """An emulated ARM target must name a core edgekd can emulate (its cpuinfo and QEMU model)."""
+        if self.emulation != "qemu-user":
+            return
+        from .emu.cores import CORES
+
+        if self.arch != "aarch64":
+            raise bad(f"emulation = \"qemu-user\" runs aarch64 code, but arch is {self.arch!r}",
+                      "set arch = \"aarch64\" or another emulation")
+        if self.core not in CORES:
+            raise bad(f"unknown core {self.core!r} for ARM emulation",
+                      f"use one of {', '.join(CORES.names())} (the cores edgekd emulates)")
 
     def _check_npu(self, bad) -> None:
         """An [npu] table goes with emulation = "vela", full-int8 TFLite, and the SRAM/flash budgets."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..select import Figures, as_dict, select
 from .guard import quantization_findings
+from .arm import apply_arm, arm_latency_note
 from .npu import npu_latency_note, npu_row, with_npu
 
 REPORT_VERSION = 1
@@ -15,6 +16,8 @@ REPORT_VERSION = 1
 def latency_note(target: Any, threads: int, runs: int) -> str:
     if getattr(target, "npu", None) is not None:
         return npu_latency_note(target, threads, runs)
+    if target.emulation == "qemu-user":
+        return arm_latency_note(target, threads, runs)
     if target.emulation == "none":
         return (f"Latency measured on this host CPU in each candidate's runtime, {threads} thread(s), batch 1, "
                 f"{runs} timed runs after warm-up.")
@@ -51,6 +54,9 @@ def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
 def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str, Any], candidates: list,
                       timings: dict[str, float], wall_s: float, environment: dict[str, Any]) -> dict[str, Any]:
     rows = [candidate_row(c, target) for c in candidates]
+    for c, r in zip(candidates, rows):
+        if c.get("arm"):
+            apply_arm(r, c["arm"], target.budget)
     figs = [with_npu(Figures(r["name"], r["accuracy_int8"], r["latency_ms"]["p90"], r["peak_memory_mb"],
                              r["model_size_mb"], r["macs"], r["params"]), r) for r in rows]
     sel = select(figs, target.budget)

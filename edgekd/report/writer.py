@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fsio import write_json_atomic, write_text_atomic
+from .arm import arm_markdown
 from .npu import npu_markdown
 
 
@@ -51,6 +52,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               "Model memory = peak resident memory of the benchmark process minus its resident memory after "
               "importing the runtime and before loading the model.", ""]
     lines += npu_markdown(r)
+    lines += arm_markdown(r)
     if r["selection"]["pareto"]:
         lines += ["Pareto front (int8 accuracy vs p90 latency, fastest first): "
                   + ", ".join(f"`{n}`" for n in r["selection"]["pareto"]), ""]

@@ -65,9 +65,14 @@ def test_build_end_to_end(tmp_path, shared_cache):
     cands = rep["candidates"]
     assert len(cands) == 3 and all(REQUIRED <= set(c) for c in cands)
     assert cands[-1]["macs"] > 10 * cands[0]["macs"]
-    for c in cands:
+    for c in cands:  # an ARM target: judged on the estimate from emulated instruction counts, host beside it
         assert c["latency_ms"]["p50"] <= c["latency_ms"]["p90"] <= c["latency_ms"]["p99"]
-        assert "not on cortex-a72" in c["latency_source"]
+        assert c["latency_source"].startswith("estimated from emulated instruction counts (cortex-a72")
+        arm = c["arm"]["int8"]
+        assert c["latency_ms"]["p90"] == arm["estimate_ms"] and arm["band_ms"][0] < arm["estimate_ms"] < arm["band_ms"][1]
+        assert arm["instructions"] > 0 and arm["threads"] == 2 and arm["parity"]["passed"]
+        assert c["arm"]["fp32"]["parity"]["max_abs_diff"] <= 1e-4
+        assert c["host_latency_ms"]["p50"] <= c["host_latency_ms"]["p90"] and "host" in c["host_latency_how"]
         assert abs(c["accuracy_int8"] - c["accuracy_onnx_fp32"]) < 0.1
         assert c["fp32_parity"]["max_abs_diff"] < 1e-4
     fitting = [c for c in cands if c["within_budget"]]
@@ -81,7 +86,9 @@ def test_build_end_to_end(tmp_path, shared_cache):
         assert sha256_file(run / rel) == digest
     assert not [p for p in run.rglob("*") if p.name.startswith(".tmp-")]
     md = (run / "report.md").read_text()
-    assert "MEASURED ON THE HOST" in md and f"`{rep['selected']}`" in md
+    assert "ESTIMATED FROM EMULATED INSTRUCTION COUNTS" in md and f"`{rep['selected']}`" in md
+    assert "## Estimated on cortex-a72 @ 1.5 GHz (2 thread(s)) from emulated instruction counts" in md
+    assert "host p90 ms (measured, x86)" in md and "M instr" in md
 
 
 @pytest.mark.slow
@@ -120,5 +127,6 @@ def test_build_carries_tflite_int8_candidates(tmp_path, shared_cache):
     assert lite["artifact"].endswith("model_int8.tflite") and Path(lite["artifact"]).is_file()
     io = tflite_io(lite["artifact"])
     assert "int8" in str(io["input"]["dtype"]) and "int8" in str(io["output"]["dtype"])
-    assert lite["int8_parity"]["argmax_agreement"] >= 0.9 and "litert" in lite["latency_source"]
+    assert lite["int8_parity"]["argmax_agreement"] >= 0.9 and "host litert" in lite["latency_how"]
+    assert lite["arm"]["int8"]["parity"]["max_quant_steps"] <= 1  # the aarch64 LiteRT agrees with the host
     assert rep["selected"] in {c["name"] for c in rep["candidates"]}
