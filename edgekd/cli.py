@@ -105,7 +105,7 @@ def build(**kw: Any) -> None:
     else:
         click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} "
                    f"ms ({sel['latency_source']})  size {sel['model_size_mb']:.3f} MB")
-    click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json)")
+    click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json, report.html)")
 
 
 def _parse_size(text: str) -> tuple[float, int]:
@@ -333,6 +333,43 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
     click.echo(r.how)
     if json_out:
         write_json_atomic(json_out, asdict(r))
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path())
+def report_cmd(run_dir: str) -> None:
+    """Regenerate RUN_DIR's report.md and report.html from its records (report.json, manifest.json)."""
+    from .report.runs import regenerate
+
+    run, paths = regenerate(run_dir)
+    for note in run.notes:
+        _say(f"note: {note}")
+    click.echo(f"report: {paths['md']} and {paths['html']} (from {run.path / 'report.json'}, validated)")
+
+
+@cli.command()
+@click.argument("run_a", type=click.Path())
+@click.argument("run_b", type=click.Path())
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Also write compare.md and compare.html into this directory.")
+def compare(run_a: str, run_b: str, out: str | None) -> None:
+    """Show two runs side by side: target, budget, chosen student, its figures and the deltas (B - A)."""
+    from pathlib import Path
+
+    from .fsio import write_text_atomic
+    from .report.compare import compare_html, compare_markdown, compare_reports, compare_text
+    from .report.runs import load_run
+
+    a, b = load_run(run_a), load_run(run_b)
+    for run in (a, b):
+        for note in run.notes:
+            _say(f"note: {run.path}: {note}")
+    cmp = compare_reports(a.report, b.report, str(a.path), str(b.path))
+    click.echo(compare_text(cmp))
+    if out:
+        md = write_text_atomic(Path(out) / "compare.md", compare_markdown(cmp))
+        html = write_text_atomic(Path(out) / "compare.html", compare_html(cmp))
+        click.echo(f"written: {md} and {html}")
 
 
 @cli.group()

@@ -62,6 +62,10 @@ class OutputError(EdgeKDError):
     """An output location cannot be written."""
 
 
+class ReportError(EdgeKDError):
+    """A run directory or its report.json cannot be read (missing, corrupt, or another report_version)."""
+
+
 class BudgetError(EdgeKDError):
     """No candidate meets the target's budget."""
 

@@ -48,6 +48,7 @@ def candidate_row(c: dict[str, Any], target: Any) -> dict[str, Any]:
         "fp32_parity": fp32.parity, "int8_parity": int8.parity, "epochs_run": ckpt.epochs_run,
         "val_accuracy": ckpt.val_accuracy, "export_tool": fp32.tool, "quantize_tool": int8.tool,
         **({"npu": npu_row(c["npu"])} if c.get("npu") else {}),
+        **({"ops_profile": c["ops_profile"]} if c.get("ops_profile") else {}),
     }
 
 
@@ -65,6 +66,8 @@ def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str,
         r["budget_violations"] = [v.describe() for v in sel.violations[r["name"]]]
     threads = candidates[0]["threads"] if candidates else 1
     findings = quantization_findings(rows, target.budget.max_accuracy_drop)
+    shown = sel.selected or sel.closest  # the operator profile shown first: the chosen (or closest) candidate
+    profile = next((r["ops_profile"] for r in rows if r["name"] == shown and r.get("ops_profile")), None)
     return {
         "report_version": REPORT_VERSION,
         "target": target.name, "target_description": target.description, "budget": target.budget.as_dict(),
@@ -79,6 +82,7 @@ def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str,
         "quantization_warnings": [f["message"] for f in findings],
         "quantization_findings": findings,
         "stage_seconds": timings, "wall_seconds": wall_s,
-        "environment": environment, "command": config.command,
+        "slowest_ops": {"candidate": shown, **profile} if profile else None,
+        "environment": environment, "threads": threads, "command": config.command,
         "config": {k: v for k, v in asdict(config).items() if k != "distill"},
     }

@@ -1,4 +1,4 @@
-"""Write a report dict as report.json and report.md (atomically)."""
+"""Write a report dict as report.json, report.md and report.html (each atomically)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,21 @@ from typing import Any
 
 from ..fsio import write_json_atomic, write_text_atomic
 from .arm import arm_markdown
+from .html import to_html
 from .npu import npu_markdown
+from .view import chosen_row, slowest_ops
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
-    return {"json": write_json_atomic(out / "report.json", report),
-            "md": write_text_atomic(out / "report.md", to_markdown(report))}
+    return {"json": write_json_atomic(out / "report.json", report), **write_pages(report, out)}
+
+
+def write_pages(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
+    """report.md and report.html from a report dict (``edgekd report`` regenerates them this way)."""
+    out = Path(out_dir)
+    return {"md": write_text_atomic(out / "report.md", to_markdown(report)),
+            "html": write_text_atomic(out / "report.html", to_html(report))}
 
 
 def _pct(x: float | None) -> str:
@@ -66,6 +74,7 @@ def to_markdown(r: dict[str, Any]) -> str:
                               else f"{t['scheme']} failed" for t in c["int8_schemes_tried"])
             lines.append(f"- `{c['name']}`: **{c['int8_scheme']}** (tried: {tried})")
         lines.append("")
+    lines += ops_markdown(r)
     d = r["distill"]
     lines += ["## How the students were trained", "",
               f"Data `{r['data']['spec']}`: {r['data']['train']} train / {r['data']['val']} val / "
@@ -74,7 +83,8 @@ def to_markdown(r: dict[str, Any]) -> str:
               f"epochs, early stop after {d['patience']}, seed {d['seed']}"
               + (f", hints {d['hints']} (β = {d['hint_weight']})" if d["hints"] else "") + ".", ""]
     env = r["environment"]
-    lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items()), "",
+    lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items())
+              + f"; benchmark threads {r.get('threads', 'n/a')}, seed {d['seed']}.", "",
               "Stage wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["stage_seconds"].items())
               + f"; total {r['wall_seconds']:.1f}s.", "", "## Reproduce", "", "```", r["command"] or "edgekd build",
               "```", ""]
@@ -83,3 +93,22 @@ def to_markdown(r: dict[str, Any]) -> str:
 
 def _num(v: float | None, unit: str) -> str:
     return "none" if v is None else f"{v:g}{unit}"
+
+
+def ops_markdown(r: dict[str, Any]) -> list[str]:
+    """The slowest-operators section of report.md (a line saying why when there is no profile)."""
+    prof, row = slowest_ops(r), chosen_row(r)
+    lines = ["## Slowest operators (runtime profiling)", ""]
+    if not prof:
+        return lines + ["No operator profile in this report.", ""]
+    if "error" in prof:
+        return lines + [f"No operator profile: {prof['error']}.", ""]
+    name = prof.get("candidate") or (row or {}).get("name", "")
+    lines += [f"`{name}`: {prof.get('artifact_kind', '')} (`{prof.get('artifact', '')}`), "
+              f"{prof['profiled_runtime']} on {prof.get('where', '')}.", ""]
+    if not prof.get("is_deployed_artifact", True):
+        lines += [f"> {prof.get('note', '')}.", ""]
+    lines += ["| node | op type | total µs | mean µs | share |", "|---|---|---:|---:|---:|"]
+    lines += [f"| `{o['node']}` | {o['op_type']} | {o['total_us']:.0f} | {o['mean_us']:.2f} | {100 * o['share']:.1f}% |"
+              for o in prof["ops"]]
+    return lines + ["", f"How: {prof.get('how', '')}.", ""]
