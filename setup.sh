@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything edgekd needs on a fresh Debian 12 / Python 3.11 machine, idempotently:
-#   - Debian packages (the Fashion-MNIST data set; qemu-user and gcc for emulated ARM), when missing
+#   - Debian packages (the Fashion-MNIST data set; qemu-user and gcc for emulated ARM; with --dev, chromium for
+#     the report tests), when missing
 #   - a virtual environment in .venv with edgekd and its dependencies (+ test tools with --dev)
 #   - the emulated aarch64 environment under ~/.cache/edgekd/arm (edgekd emu setup)
 # A second run with nothing changed does nothing.
@@ -16,6 +17,8 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(dataset-fashion-mnist qemu-user gcc libc6-dev xz-utils)
+# --dev: Debian's chromium, the real headless browser the tests open report.html in (console errors, screenshot)
+if [ "$DEV" -eq 1 ]; then APT_PACKAGES+=(chromium); fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
