@@ -19,7 +19,8 @@ STUDENTS: Registry[Callable[["StudentSpec"], Any]] = Registry("student family")
 
 # Default size ladders per data kind: (width, depth). MACs span well over 20x from first to last.
 SIZE_LADDERS: dict[str, tuple[tuple[float, int], ...]] = {
-    "image": ((0.25, 1), (0.5, 1), (1.0, 1), (2.0, 1)),
+    # width x depth; the largest are there for the budget to rule out (edgekd.search skips them untrained)
+    "image": ((0.25, 1), (0.5, 1), (1.0, 1), (1.0, 2), (2.0, 1), (2.0, 2), (4.0, 1), (4.0, 2), (8.0, 2)),
     "sequence": ((0.25, 1), (0.5, 1), (1.0, 1), (2.0, 1)),
     "features": ((0.25, 1), (0.5, 1), (1.0, 2), (2.0, 2)),
 }

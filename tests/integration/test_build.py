@@ -40,7 +40,7 @@ def shared_cache(tmp_path_factory) -> Path:
 
 
 def _build(tmp_path: Path, cache: Path, p90: float, sizes: list[str],
-           runtimes: str = '["onnxruntime"]') -> subprocess.CompletedProcess:
+           runtimes: str = '["onnxruntime"]', extra: list[str] = ()) -> subprocess.CompletedProcess:
     tdir = tmp_path / "targets"
     tdir.mkdir(exist_ok=True)
     (tdir / "testboard.toml").write_text(BOARD.format(p90=p90).replace('runtimes = ["onnxruntime"]',
@@ -49,6 +49,7 @@ def _build(tmp_path: Path, cache: Path, p90: float, sizes: list[str],
             "--out", str(tmp_path / "run"), "--cache-dir", str(cache), "--epochs", "3", "--bench-runs", "30"]
     for s in sizes:
         args += ["--size", s]
+    args += list(extra)
     return subprocess.run(args, capture_output=True, text=True, timeout=900, env={**os.environ})
 
 
@@ -92,8 +93,20 @@ def test_build_end_to_end(tmp_path, shared_cache):
 
 
 @pytest.mark.slow
+def test_infeasible_budget_is_found_before_training_and_exits_3(tmp_path, shared_cache):
+    r = _build(tmp_path, shared_cache, p90=1e-6, sizes=["0.25x1", "0.5x1"])
+    assert r.returncode == 3, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("edgekd: error: no candidate can meet the testboard budget (estimated before training")
+    assert "closest is convnet_w0.25_d1" in last and "> budget 1e-06 ms" in last and "Traceback" not in r.stderr
+    assert "distilling" not in r.stderr  # nothing was trained
+    plan = json.loads((tmp_path / "run" / "search" / "plan.json").read_text())
+    assert [c["decision"] for c in plan] == ["skip", "skip"] and plan[0]["latency_ms"] > 0
+
+
+@pytest.mark.slow
 def test_build_with_infeasible_budget_exits_3(tmp_path, shared_cache):
-    r = _build(tmp_path, shared_cache, p90=1e-6, sizes=["0.25x1"])
+    r = _build(tmp_path, shared_cache, p90=1e-6, sizes=["0.25x1"], extra=["--no-search"])
     assert r.returncode == 3, r.stderr[-3000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("edgekd: error: no student meets the testboard budget; closest is convnet_w0.25_d1")

@@ -1,0 +1,223 @@
+"""Which candidates are worth training: each one's cost on the target, estimated from its architecture first.
+
+Before any training, every candidate (width x depth) is built with random weights and sized: parameters, MACs,
+the int8 model size, the largest int8 activation working set (one layer's input + output), and the time one
+training step takes here. Latency on the target does not depend on the weights, so it is estimated from
+*probes*: the smallest and the largest candidate that pass the size check are exported with random weights to
+each deployable int8 artifact and run in the target's own backend (emulated ARM instruction counts + the
+fitted estimator, or a host measurement); every candidate's latency is interpolated linearly in MACs between
+the two probes (per runtime, the fastest runtime counts). A candidate is skipped only when it *cannot* fit:
+its size over the size budget, its activations over the NPU's SRAM, or even the low end of its latency
+estimate's error band over the p90 budget. Of the survivors at most ``max_candidates`` are trained (spread
+evenly over the MAC range, the largest always included), and the most expensive are dropped while the
+estimated training time exceeds ``time_budget_s``. Every skipped candidate keeps its reason for the report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .models.students import StudentSpec
+
+INT8_OVERHEAD_BYTES = 4096  # flatbuffer / protobuf framing, quantization parameters, names
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CandidateCost:
+    name: str
+    width: float
+    depth: int
+    params: int
+    macs: int
+    int8_size_mb: float  # estimate: one byte per weight + framing
+    peak_activation_kib: float  # int8: the largest (input + output) of one layer, batch 1
+    train_step_s: float  # one training step at the build's batch size, measured here
+    est_train_s: float  # train_step_s x steps per epoch x epochs
+    latency_ms: float | None = None  # estimated p90 on the target (interpolated from the probes)
+    latency_low_ms: float | None = None  # low end of the estimate's band
+    latency_runtime: str | None = None
+    decision: str = "train"  # "train" or "skip"
+    reasons: tuple[str, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int) -> list[CandidateCost]:
+    """Parameters, MACs, int8 size, peak activation and a measured training step for each spec (no training)."""
+    import torch
+
+    from .models.count import count_macs, count_params
+    from .models.students import build_student
+
+    out = []
+    for spec in specs:
+        model = build_student(spec)
+        params, macs = count_params(model), count_macs(model, spec.input_shape)
+        peak = _peak_activation(model, spec.input_shape)
+        step = _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch)
+        out.append(CandidateCost(spec.name, spec.width, spec.depth, params, macs,
+                                 (params + INT8_OVERHEAD_BYTES) / 1e6, peak / 1024, step,
+                                 step * steps_per_epoch * epochs))
+    return out
+
+
+def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
+    """Largest input + output element count of one leaf module for a batch of 1 (int8: bytes)."""
+    import torch
+
+    peak = 0
+
+    def hook(_m, inp, out):
+        nonlocal peak
+        n_in = sum(t.numel() for t in inp if isinstance(t, torch.Tensor))
+        n_out = out.numel() if isinstance(out, torch.Tensor) else 0
+        peak = max(peak, n_in + n_out)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape)))
+    finally:
+        for h in handles:
+            h.remove()
+    return peak
+
+
+def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any) -> float:
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    x = torch.randn((batch, *input_shape))
+    y = torch.randint(0, classes, (batch,))
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return float(min(times[2:]))  # the first steps pay one-off allocation and kernel selection
+
+
+def interpolate(costs: list[CandidateCost], probes: dict[str, dict[str, tuple[float, float]]]) -> list[CandidateCost]:
+    """Latency per candidate from probe figures ``{runtime: {probe name: (ms, low_ms)}}``: linear in MACs."""
+    by_name = {c.name: c for c in costs}
+    out = []
+    for c in costs:
+        best = None
+        for runtime, figs in probes.items():
+            pts = sorted((by_name[n].macs, ms, low) for n, (ms, low) in figs.items())
+            ms, low = _linear(pts, c.macs)
+            if best is None or ms < best[0]:
+                best = (ms, low, runtime)
+        out.append(c if best is None else _replace(c, latency_ms=best[0], latency_low_ms=best[1],
+                                                    latency_runtime=best[2]))
+    return out
+
+
+def _linear(points: list[tuple[int, float, float]], macs: int) -> tuple[float, float]:
+    if len(points) == 1 or points[-1][0] == points[0][0]:
+        m0, ms0, low0 = points[0]
+        scale = macs / m0 if m0 else 1.0
+        return ms0 * scale, low0 * scale
+    (m0, a0, l0), (m1, a1, l1) = points[0], points[-1]
+    f = (macs - m0) / (m1 - m0)
+    return max(a0 + f * (a1 - a0), 1e-6), max(l0 + f * (l1 - l0), 1e-6)
+
+
+def decide(costs: list[CandidateCost], budget: Any, sram_kib: float | None, max_candidates: int,
+           time_budget_s: float | None) -> list[CandidateCost]:
+    """Mark each candidate train/skip with reasons (see the module docstring)."""
+    out = []
+    for c in costs:
+        reasons = []
+        if budget.model_size_mb is not None and c.int8_size_mb > budget.model_size_mb:
+            reasons.append(f"int8 size ~{c.int8_size_mb:.2f} MB > budget {budget.model_size_mb:g} MB")
+        flash = getattr(budget, "flash_kib", None)
+        if flash is not None and c.int8_size_mb * 1e6 / 1024 > flash:
+            reasons.append(f"int8 weights ~{c.int8_size_mb * 1e6 / 1024:.0f} KiB > flash {flash:g} KiB")
+        if sram_kib is not None and c.peak_activation_kib > sram_kib:
+            reasons.append(f"activations ~{c.peak_activation_kib:.0f} KiB > SRAM {sram_kib:g} KiB")
+        if budget.p90_latency_ms is not None and c.latency_low_ms is not None and \
+                c.latency_low_ms > budget.p90_latency_ms:
+            reasons.append(f"estimated {c.latency_ms:.3g} ms (at best {c.latency_low_ms:.3g} ms) > budget "
+                           f"{budget.p90_latency_ms:g} ms")
+        out.append(_replace(c, decision="skip" if reasons else "train", reasons=tuple(reasons)))
+    survivors = sorted((c for c in out if c.decision == "train"), key=lambda c: c.macs)
+    dropped: dict[str, str] = {}
+    keep = _spread(survivors, max_candidates)
+    while time_budget_s is not None and len(keep) > 1 and \
+            sum(c.est_train_s for c in survivors if c.name in keep) > time_budget_s:
+        worst = max((c for c in survivors if c.name in keep), key=lambda c: c.est_train_s)
+        dropped[worst.name] = (f"training would take ~{worst.est_train_s:.0f} s; with it the candidates exceed "
+                               f"--time-budget {time_budget_s:g} s")
+        survivors = [c for c in survivors if c.name != worst.name]
+        keep = _spread(survivors, max_candidates)
+    for c in survivors:
+        if c.name not in keep:
+            dropped[c.name] = f"beyond --max-candidates {max_candidates} (an even spread of sizes is trained)"
+    return [_replace(c, decision="skip", reasons=(dropped[c.name],)) if c.name in dropped else c for c in out]
+
+
+def _spread(survivors: list[CandidateCost], n: int) -> set[str]:
+    if len(survivors) <= n:
+        return {c.name for c in survivors}
+    idx = {round(i * (len(survivors) - 1) / (n - 1)) for i in range(n)} if n > 1 else {len(survivors) - 1}
+    return {survivors[i].name for i in idx}
+
+
+def _replace(c: CandidateCost, **kw: Any) -> CandidateCost:
+    from dataclasses import replace
+
+    return replace(c, **kw)
+
+
+def probe_latency(probe_specs: list[StudentSpec], target: Any, data: Any, work: Path,
+                  say: Progress) -> dict[str, dict[str, tuple[float, float]]]:
+    """Export each probe with random weights to every deployable int8 artifact of the target and run it in the
+    target's backend; ``{runtime: {name: (ms, low_ms)}}``. Host targets: measured p90 (low = the same)."""
+    from .export.onnx import export_onnx
+    from .export.tflite import export_tflite
+    from .models.students import build_student
+    from .quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+
+    rng = np.random.default_rng(0)
+    loose = {"atol": None, "rtol": None, "min_agreement": None}
+    items = []
+    for spec in probe_specs:
+        model = build_student(spec).eval()
+        x = rng.standard_normal((8, *spec.input_shape)).astype(np.float32)
+        calib = data.x_train[:64].astype(np.float32)
+        d = work / spec.name
+        d.mkdir(parents=True, exist_ok=True)
+        if "onnxruntime" in target.runtimes:
+            export_onnx(model, x, d / "fp32.onnx", atol=None, rtol=None, min_agreement=None)
+            quantize_onnx_int8(d / "fp32.onnx", calib, d / "int8.onnx", OrtInt8Config(calibration_samples=64),
+                               min_agreement=None)
+            items.append(("onnxruntime", spec.name, d / "int8.onnx"))
+        if "litert" in target.runtimes:
+            export_tflite(model, x, d / "int8.tflite", precision="int8", calibration=calib, tolerances=loose)
+            items.append(("litert", spec.name, d / "int8.tflite"))
+    say(f"search: probing {len(items)} random-weight int8 artifact(s) on {target.name}")
+    figs: dict[str, dict[str, tuple[float, float]]] = {}
+    if target.emulation == "qemu-user":
+        from .bench.arm_emu import bench_arm_many
+
+        ests = bench_arm_many([(p, data.x_test[:2], "int8") for _r, _n, p in items], target, runs=2)
+        for (runtime, name, _p), e in zip(items, ests):
+            figs.setdefault(runtime, {})[name] = (e.ms, e.low_ms)
+    else:
+        from .bench.host import bench_host
+
+        threads = max(1, min(target.threads, __import__("os").cpu_count() or 1))
+        for runtime, name, p in items:
+            b = bench_host(p, data.input_shape, threads=threads, runs=50, warmup=5)
+            figs.setdefault(runtime, {})[name] = (b.p90_ms, b.p90_ms)
+    return figs
