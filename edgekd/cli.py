@@ -84,6 +84,14 @@ def cli(debug: bool) -> None:
               "than the target's max_accuracy_drop for the chosen student.")
 @click.option("--int8-search/--no-int8-search", default=True, show_default=True,
               help="Try several int8 calibration schemes and keep the best on validation data.")
+@click.option("--search/--no-search", default=True, show_default=True,
+              help="Estimate every candidate's size and target latency before training; skip those that cannot fit.")
+@click.option("--max-candidates", type=int, default=None,
+              help="Train at most this many of the candidates that can fit (default: 4 of the ladder; all --size).")
+@click.option("--time-budget", type=float, default=360.0, show_default=True, metavar="SECONDS",
+              help="Drop the costliest candidates while their estimated training time exceeds this.")
+@click.option("--fresh", is_flag=True, help="Redo every stage (otherwise finished stages of an earlier build "
+              "with the same inputs are reused, and an interrupted build resumes).")
 @_distill_options
 def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
@@ -94,7 +102,8 @@ def build(**kw: Any) -> None:
                       cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
-                      command=_command_line())
+                      search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
+                      fresh=kw["fresh"], command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
     if sel.get("npu"):

@@ -20,6 +20,7 @@ from .errors import BudgetError, ConfigError
 from .fsio import ensure_dir, sha256_file, write_json_atomic
 
 Progress = Callable[[str], None]
+DEFAULT_MAX_CANDIDATES = 4
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class BuildConfig:
     bench_warmup: int = 20
     int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
     strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
+    fresh: bool = False  # ignore cached stages of earlier builds (they are resumed / reused otherwise)
+    max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
+    # every size given with --size)
+    time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
+    search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
     command: str = ""  # the command line that started the build, for the report
 
     def __post_init__(self) -> None:
@@ -49,6 +55,11 @@ class BuildConfig:
             raise ConfigError("no student sizes given", "pass at least one --size WIDTHxDEPTH")
         if self.bench_runs < 1 or self.bench_warmup < 0:
             raise ConfigError("bench runs must be >= 1 and warm-up >= 0", "use e.g. --bench-runs 200")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise ConfigError(f"--max-candidates {self.max_candidates} is below 1", "train at least one candidate")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"--time-budget {self.time_budget_s} is not a positive number of seconds",
+                              "pass e.g. --time-budget 600, or leave it out")
         if self.data_limit is not None and self.data_limit < 10:
             raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")
 
@@ -76,17 +87,41 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     with _timed(timings, "teacher", say, "teacher: preparing"):
         teacher, teacher_info, teacher_logits = _prepare_teacher(config, data, cache_dir, say)
 
+    from .candidate_stages import arm_estimates, candidate
+    from .stage_cache import StageCache
+
+    cache = StageCache(fresh=config.fresh)
     specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes)
+    with _timed(timings, "search", say):
+        plan = _plan(config, target, data, specs, out, cache, say)
+    chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
+    if not chosen:
+        closest = min(plan, key=lambda c: (len(c.reasons), c.macs))
+        raise BudgetError(f"no candidate can meet the {target.name} budget (estimated before training, none "
+                          f"trained); closest is {closest.name}: {'; '.join(closest.reasons)}",
+                          f"relax the budget in a profile under --targets-dir, or try smaller --size values "
+                          f"(every candidate's estimate: {out / 'search' / 'plan.json'})")
+    ctx = {"config": config, "target": target, "data": data, "teacher": teacher, "teacher_logits": teacher_logits,
+           "teacher_id": teacher_info.get("id"), "cache": cache}
     candidates = []
-    for i, spec in enumerate(specs, 1):
+    for i, spec in enumerate(chosen, 1):
         cdir = ensure_dir(out / "candidates" / spec.name)
-        say(f"[{i}/{len(specs)}] {spec.name}: distilling")
-        candidates += _candidate(config, target, data, spec, cdir, teacher, teacher_logits, timings, say)
+        say(f"[{i}/{len(chosen)}] {spec.name}: distilling")
+        candidates += candidate(ctx, spec, cdir, lambda stage: _timed(timings, stage, say), say)
 
     if target.emulation == "qemu-user" and candidates:
-        _arm_estimates(target, candidates, data, out, timings, say)
+        arm_estimates(ctx, candidates, out, lambda stage: _timed(timings, stage, say), say)
+    say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
+        + (" (--fresh)" if config.fresh else ""))
 
+    # issue 6, report: per-operator onnxruntime profile of each candidate on this host -> report["slowest_ops"]
+    from .bench.profile_ops import profile_candidates
+    profile_candidates(candidates, data.x_test, runs=min(config.bench_runs, 100), fresh=config.fresh, timings=timings,
+                       say=say)
     report = _report(config, target, data, teacher_info, candidates, timings, t_start)
+    report["search"] = {"considered": [c.as_dict() for c in plan], "trained": [s.name for s in chosen],
+                        "skipped": [{"name": c.name, "reasons": list(c.reasons)} for c in plan if c.decision == "skip"]}
+    report["stages"] = cache.summary()
     paths = write_reports(report, out)
     _write_manifest(out, config, timings, candidates, paths)
     say(f"report: {paths['md']}")
@@ -118,6 +153,7 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
         teacher = load_teacher(config.teacher, arch=config.teacher_arch, outputs=config.teacher_outputs)
         info = {"path": str(config.teacher), "kind": teacher.kind, "sha256": sha256_file(config.teacher)}
         teacher_id = info["sha256"]
+    info["id"] = teacher_id
     check_teacher_fits(teacher, data)
     logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, progress=say)
     test_logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, split="test", progress=say)
@@ -127,90 +163,45 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
     return teacher, info, logits
 
 
-def _candidate(config, target, data, spec, cdir: Path, teacher, teacher_logits, timings, say) -> list[dict[str, Any]]:
-    """Distil one student, then one deployable int8 artifact per runtime the target lists (ORT, LiteRT)."""
-    from .stages import distill_student, export_student, export_student_tflite, load_checkpoint
+def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, cache: Any, say: Progress) -> list:
+    """Every candidate's estimated cost and whether it is trained (cached: probes are not re-run)."""
+    import math
 
-    with _timed(timings, "distill", say):
-        ckpt = distill_student(data, spec, config.distill, cdir, teacher=teacher, teacher_logits=teacher_logits,
-                               progress=lambda m: say(f"    {m}"))
-    say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
-    with _timed(timings, "export", say):
-        model, _ = load_checkpoint(cdir / "student.json")
-        fp32 = export_student(model, data, cdir / "model_fp32.onnx")  # also the onnx2tf route's source
-    artifacts = []
-    if "onnxruntime" in target.runtimes:
-        with _timed(timings, "quantize", say):
-            int8 = _quantize(config, fp32, data, cdir / "model_int8.onnx")
-        say(f"    onnxruntime: fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
-            f"({int8.config.get('scheme', 'minmax')}, argmax agreement {int8.parity.get('argmax_agreement'):.4f})")
-        artifacts.append(_benched("onnxruntime", ckpt, fp32, int8, config, target, data, cdir, timings, say))
-    if "litert" in target.runtimes:
-        with _timed(timings, "tflite", say):
-            t32 = export_student_tflite(model, data, cdir / "model_fp32.tflite", "fp32", onnx_path=fp32.path)
-            t8 = export_student_tflite(model, data, cdir / "model_int8.tflite", "int8", onnx_path=fp32.path)
-        say(f"    litert: fp32 acc {t32.accuracy:.4f}, int8 acc {t8.accuracy:.4f} (route {t8.config.get('route')}, "
-            f"int8 I/O, argmax agreement {t8.parity.get('argmax_agreement'):.4f})")
-        artifacts.append(_benched("litert", ckpt, t32, t8, config, target, data, cdir, timings, say))
-        if target.npu is not None:  # Ethos-U: judged on Vela's estimate of the int8 file; host figures kept
-            artifacts[-1]["npu"] = _npu_estimate(t8, target, cdir, timings, say)
-    return artifacts
+    from .search import CandidateCost, decide, interpolate, probe_latency, size_candidates
 
+    steps = math.ceil(len(data.x_train) / config.distill.batch_size)
+    if not config.search:
+        return size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs)
+    where = ensure_dir(out / "search")
+    key = cache.key("search", [s.as_dict() for s in specs], target.name, target.budget.as_dict(), target.runtimes,
+                    target.core, target.clock_ghz, target.threads, data.fingerprint(), config.distill.as_dict(),
+                    config.max_candidates, config.time_budget_s)
 
-def _npu_estimate(int8: Any, target: Any, cdir: Path, timings, say) -> Any:
-    from .bench.npu_emu import bench_npu
+    def work() -> list:
+        from .fsio import write_json_atomic
 
-    with _timed(timings, "npu", say):
-        est = bench_npu(int8.path, target, out_dir=cdir / "npu")
-    fallback = f", CPU fallback {', '.join(est.cpu_fallback)} (time unknown)" if est.cpu_ops else ""
-    say(f"    npu-emu {target.npu.accelerator}: {est.inference_time_ms:.4f} ms, {est.cycles_total:,} cycles, "
-        f"SRAM {est.sram_kib:.1f} KiB, flash {est.flash_kib:.1f} KiB, {est.npu_ops}/{est.npu_ops + est.cpu_ops} "
-        f"ops on the NPU{fallback}")
-    return est
+        costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs)
+        sram = getattr(getattr(target, "budget", None), "sram_kib", None)
+        fits_size = [c for c in costs if target.budget.model_size_mb is None
+                     or c.int8_size_mb <= target.budget.model_size_mb]
+        if target.budget.p90_latency_ms is not None and target.npu is None and fits_size:
+            by_name = {s.name: s for s in specs}
+            fits = sorted(fits_size, key=lambda c: c.macs)
+            ends = [fits[0].name] + ([fits[-1].name] if len(fits) > 1 else [])
+            costs = interpolate(costs, probe_latency([by_name[n] for n in ends], target, data, where / "probes", say))
+        limit = config.max_candidates or (len(specs) if config.sizes else DEFAULT_MAX_CANDIDATES)
+        plan = decide(costs, target.budget, sram, limit, config.time_budget_s)
+        write_json_atomic(where / "plan.json", [c.as_dict() for c in plan])
+        return plan
 
-
-def _arm_estimates(target: Any, candidates: list[dict[str, Any]], data: Any, out: Path, timings, say) -> None:
-    """Estimate every candidate's fp32 and int8 artifacts on the ARM target, in one emulated process; the
-    int8 estimate is what selection judges (host measurements stay in the report beside it)."""
-    from .bench.arm_emu import bench_arm_many
-
-    x = data.x_test[:4]
-    items = [(c[prec].path, x, prec) for c in candidates for prec in ("fp32", "int8")]
-    say(f"arm-emu: running {len(items)} models in the aarch64 runtimes under emulated {target.core} "
-        f"({target.threads} thread(s)); latency is estimated from their instruction counts")
-    with _timed(timings, "arm_emu", say):
-        estimates = bench_arm_many(items, target)
-    for i, c in enumerate(candidates):
-        c["arm"] = {"fp32": estimates[2 * i], "int8": estimates[2 * i + 1]}
-        write_json_atomic(out / "candidates" / c["checkpoint"].name / f"arm_{c['runtime']}.json",
-                          {k: v.as_dict() for k, v in c["arm"].items()})
-        e = c["arm"]["int8"]
-        say(f"    {c['checkpoint'].name}@{c['runtime']}: estimated {e.ms:.3f} ms on {target.core} "
-            f"[{e.low_ms:.3f}-{e.high_ms:.3f}] ({e.instructions / 1e6:.2f} M instructions; fp32 "
-            f"{c['arm']['fp32'].ms:.3f} ms)")
-
-
-def _benched(runtime, ckpt, fp32, int8, config, target, data, cdir: Path, timings, say) -> dict[str, Any]:
-    """Measure the fp32 and int8 artifacts of one runtime on the host, each in a fresh process."""
-    from .bench.host import bench_host
-
-    threads = min(target.threads, os.cpu_count() or 1)
-    benches = {}
-    with _timed(timings, "bench", say):
-        for prec, m in (("fp32", fp32), ("int8", int8)):
-            benches[prec] = bench_host(m.path, data.input_shape, threads=threads, runs=config.bench_runs,
-                                       warmup=config.bench_warmup)
-            write_json_atomic(cdir / f"bench_{Path(m.path).stem}.json", asdict(benches[prec]))
-    b = benches["int8"]
-    say(f"    {runtime}: int8 p50 {b.p50_ms:.3f} ms, p90 {b.p90_ms:.3f} ms (fp32 p90 {benches['fp32'].p90_ms:.3f} ms)")
-    return {"runtime": runtime, "checkpoint": ckpt, "fp32": fp32, "int8": int8, "bench": benches, "threads": threads}
-
-
-def _quantize(config: BuildConfig, fp32: Any, data: Any, out: Path) -> Any:
-    """int8 by the best scheme on validation data (or MinMax per-channel), scored on the test split."""
-    from .stages import quantize_student
-
-    return quantize_student(fp32, data, out, "search" if config.int8_search else None)
+    plan = cache.run("plan", where, key, [where / "plan.json"], work, lambda p: [c.as_dict() for c in p],
+                     lambda d: [CandidateCost(**{**c, "reasons": tuple(c["reasons"])}) for c in d])
+    for c in plan:
+        est = "" if c.latency_ms is None else f", est. {c.latency_ms:.3g} ms ({c.latency_runtime})"
+        why = "" if c.decision == "train" else ": " + "; ".join(c.reasons)
+        say(f"search: {c.name}: {c.params:,} params, {c.macs / 1e6:.2f} M MACs{est}, ~{c.est_train_s:.0f} s to "
+            f"train -> {c.decision}{why}")
+    return plan
 
 
 def _report(config, target, data, teacher_info, candidates, timings, t_start) -> dict[str, Any]:

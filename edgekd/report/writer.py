@@ -9,6 +9,7 @@ from ..fsio import write_json_atomic, write_text_atomic
 from .arm import arm_markdown
 from .html import to_html
 from .npu import npu_markdown
+from .search import search_markdown
 from .view import chosen_row, slowest_ops
 
 
@@ -61,6 +62,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               "importing the runtime and before loading the model.", ""]
     lines += npu_markdown(r)
     lines += arm_markdown(r)
+    lines += search_markdown(r)
     if r["selection"]["pareto"]:
         lines += ["Pareto front (int8 accuracy vs p90 latency, fastest first): "
                   + ", ".join(f"`{n}`" for n in r["selection"]["pareto"]), ""]
@@ -108,7 +110,7 @@ def ops_markdown(r: dict[str, Any]) -> list[str]:
               f"{prof['profiled_runtime']} on {prof.get('where', '')}.", ""]
     if not prof.get("is_deployed_artifact", True):
         lines += [f"> {prof.get('note', '')}.", ""]
-    lines += ["| node | op type | total µs | mean µs | share |", "|---|---|---:|---:|---:|"]
-    lines += [f"| `{o['node']}` | {o['op_type']} | {o['total_us']:.0f} | {o['mean_us']:.2f} | {100 * o['share']:.1f}% |"
-              for o in prof["ops"]]
+    lines += ["| node | op type | median µs | mean µs | total µs | share |", "|---|---|---:|---:|---:|---:|"]
+    lines += [f"| `{o['node']}` | {o['op_type']} | {o.get('median_us', o['mean_us']):.2f} | {o['mean_us']:.2f} "
+              f"| {o['total_us']:.0f} | {100 * o['share']:.1f}% |" for o in prof["ops"]]
     return lines + ["", f"How: {prof.get('how', '')}.", ""]
