@@ -34,6 +34,7 @@ _PROBE = """JSON.stringify({
   svgs: document.querySelectorAll('svg').length,
   resources: performance.getEntriesByType('resource').map(e => e.name),
   height: document.documentElement.scrollHeight,
+  width: document.documentElement.scrollWidth,
   text: document.body ? document.body.innerText : ''
 })"""
 

@@ -28,7 +28,7 @@ from ..fsio import sha256_file, write_json_atomic
 from .measure import cpu_model
 
 TOP_NODES = 10
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 LITERT_NOTE = ("LiteRT's Python API has no per-operator profiler, so the deployed .tflite file was not profiled; "
                "shown instead: onnxruntime's profile of the same student's fp32 ONNX export (a different runtime "
                "and precision: the ranking of layers is indicative, the times are not the .tflite file's)")
@@ -39,8 +39,9 @@ def profile_onnx_ops(model_path: str | Path, samples: np.ndarray, *, threads: in
     """Per-node time of an ONNX model in onnxruntime (CPU), batch 1, over ``runs`` inferences after ``warmup``.
 
     ``samples``: inputs without the batch dimension (N x sample shape, float); run ``i`` uses sample ``i % N``.
-    Returns the slowest ``top`` nodes (name, op type, total, mean and median microseconds, share of all node
-    time), the time per operator type, the median profiled run, and how it was obtained.
+    Returns the slowest ``top`` nodes by median time per run (name, op type, total, mean and median
+    microseconds, share of the summed node medians), the same per operator type, the median profiled run, and
+    how it was obtained.
     """
     path = Path(model_path)
     if not path.is_file():
@@ -61,9 +62,10 @@ def profile_onnx_ops(model_path: str | Path, samples: np.ndarray, *, threads: in
         "where": f"this host's CPU ({cpu_model()}), {threads} thread(s), batch 1",
         "runs": runs, "warmup": warmup, "threads": threads,
         "how": (f"onnxruntime per-node profiling (SessionOptions.enable_profiling) on this host's CPU, {threads} "
-                f"thread(s), batch 1, {runs} runs on test samples after {warmup} warm-up runs; a node's time is "
-                f"the sum of its kernel events over the timed runs. Profiling adds a few microseconds per node, so "
-                f"for small models these times are inflated: compare profiled_run_median_us with the benchmark"),
+                f"thread(s), batch 1, {runs} runs on test samples after {warmup} warm-up runs; nodes ranked by the "
+                f"median of their kernel events over the timed runs (share: of the summed medians). Profiling adds "
+                f"a few microseconds per node, so small models' times are inflated: compare profiled_run_median_us "
+                f"with the benchmark"),
     }
 
 
@@ -107,19 +109,21 @@ def _node_times(events: list[dict[str, Any]], skip_runs: int) -> tuple[dict[str,
 
 
 def _summary(nodes: dict[str, dict[str, Any]], run_us: list[float], runs: int, top: int) -> dict[str, Any]:
+    """Nodes ranked by their median time per run (robust to the odd preempted run); totals and means kept."""
+    med = {k: float(np.median(n["us"])) for k, n in nodes.items()}
     totals = {k: sum(n["us"]) for k, n in nodes.items()}
-    total = sum(totals.values()) or 1.0
-    ranked = sorted(nodes, key=lambda k: (-totals[k], k))
+    whole = sum(med.values()) or 1.0
+    ranked = sorted(nodes, key=lambda k: (-med[k], -totals[k], k))
     by_type: dict[str, float] = {}
     for k in ranked:
-        by_type[nodes[k]["op_type"]] = by_type.get(nodes[k]["op_type"], 0.0) + totals[k]
+        by_type[nodes[k]["op_type"]] = by_type.get(nodes[k]["op_type"], 0.0) + med[k]
     return {
-        "n_nodes": len(nodes), "node_us_per_run": total / runs,
+        "n_nodes": len(nodes), "node_us_per_run": sum(totals.values()) / runs, "node_median_us_per_run": whole,
         "profiled_run_median_us": float(np.median(run_us)) if run_us else None,
         "ops": [{"node": k, "op_type": nodes[k]["op_type"], "calls": len(nodes[k]["us"]), "total_us": totals[k],
-                 "mean_us": totals[k] / len(nodes[k]["us"]), "median_us": float(np.median(nodes[k]["us"])),
-                 "share": totals[k] / total} for k in ranked[:top]],
-        "by_op_type": [{"op_type": k, "total_us": v, "share": v / total}
+                 "mean_us": totals[k] / len(nodes[k]["us"]), "median_us": med[k], "share": med[k] / whole}
+                for k in ranked[:top]],
+        "by_op_type": [{"op_type": k, "median_us": v, "share": v / whole}
                        for k, v in sorted(by_type.items(), key=lambda kv: -kv[1])],
     }
 
@@ -190,7 +194,7 @@ def profile_candidates(candidates: list[dict[str, Any]], samples: np.ndarray, *,
             say(f"    ops profile {label}: not available ({p['error']})")
         elif p["ops"]:
             o = p["ops"][0]
-            say(f"    ops profile {label}: slowest node {o['node']} ({o['op_type']}) {o['mean_us']:.1f} us/run, "
+            say(f"    ops profile {label}: slowest node {o['node']} ({o['op_type']}) {o['median_us']:.1f} us/run (median), "
                 f"{100 * o['share']:.0f}% of node time" + ("" if p["is_deployed_artifact"] else " (fp32 ONNX twin)"))
     if timings is not None:
         timings["profile_ops"] = timings.get("profile_ops", 0.0) + time.perf_counter() - t0

@@ -23,7 +23,7 @@ tr.chosen td{background:#fff8c5}.ok{color:#1a7f37;font-weight:bold}.bad{color:#c
 .warn{border-left:4px solid #c62828;background:#fff5f5;padding:6px 10px;margin:.4em 0}code,pre{font-family:
 monospace;font-size:.9em}pre{background:#f6f8fa;padding:10px;overflow-x:auto;white-space:pre-wrap}
 .plots{display:flex;flex-wrap:wrap;gap:24px}.swatch{display:inline-block;width:12px;height:12px;
-vertical-align:middle;margin:0 4px 0 12px}svg.plot{max-width:100%;height:auto}
+vertical-align:middle;margin:0 4px 0 12px}svg.plot{max-width:100%;height:auto}td.l code{overflow-wrap:anywhere}
 """
 CHOSEN = ' class="chosen"'
 
@@ -78,9 +78,9 @@ def _budget_table(r: dict[str, Any], c: dict[str, Any]) -> str:
             ok = value >= lim if at_least else value <= lim
             verdict = f"<td class=\"l {'ok' if ok else 'bad'}\">{'meets' if ok else 'breaks'}</td>"
         fmt = pct if unit == "" else (lambda v, u=unit: f"{v:.4g}{u}")
-        rows.append(f"<tr><td class=\"l\">{label}</td><td>{'≥ ' if at_least else '≤ '}"
-                    f"{'—' if lim is None else fmt(lim)}</td><td>{fmt(value)}</td><td class=\"l note\">{how}</td>"
-                    f"{verdict}</tr>")
+        bound = "none" if lim is None else ("≥ " if at_least else "≤ ") + fmt(lim)
+        rows.append(f"<tr><td class=\"l\">{label}</td><td>{bound}</td><td>{fmt(value)}</td>"
+                    f"<td class=\"l note\">{how}</td>{verdict}</tr>")
     drop = b.get("max_accuracy_drop")
     return ("<table><tr><th class=\"l\">budget</th><th>limit</th><th>"
             f"<code>{escape(c['name'])}</code></th><th class=\"l\">figure</th><th class=\"l\">verdict</th></tr>"
@@ -106,8 +106,9 @@ def _candidates(r: dict[str, Any]) -> str:
     for i, c in enumerate(r.get("candidates", []), 1):
         lat = c["latency_ms"]
         if c.get("npu"):  # Vela gives one time; the host figures are for reference
-            p50 = p90 = p99 = f"{c['npu']['time_ms']:.4f}"
-            cold = "n/a"
+            p50, p90, p99, cold = "—", f"{c['npu']['time_ms']:.4f}", "—", "n/a"
+        elif c.get("arm"):  # one estimate per artifact: no spread to give percentiles of
+            p50, p90, p99, cold = "—", f"{lat['p90']:.4g}", "—", f"{c['cold_start_ms']:.3g}"
         else:
             p50, p90, p99, cold = (f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
                                    f"{c['cold_start_ms']:.2f}")
@@ -125,7 +126,9 @@ def _candidates(r: dict[str, Any]) -> str:
                     f"<td>{c['model_size_mb']:.4f}</td><td class=\"l\">{fits}</td></tr>")
     return ("<h2>Candidates (each student's int8 artifact per runtime: what would be deployed)</h2>\n<table>"
             + head + "".join(rows) + "</table>\n<p class=\"note\">Latency columns hold the figure the budget is "
-            "checked against (see <a href=\"#latency-how\">how each was obtained</a>). Memory: the model's peak "
+            "checked against (see <a href=\"#latency-how\">how each was obtained</a>); an estimate (ARM, NPU) is one "
+            "figure per artifact, so it has no p50/p99 (the host measurements are in the sections below, for "
+            "reference). Memory: the model's peak "
             "resident memory in the host benchmark (peak RSS minus the RSS after importing the runtime), or Vela's "
             "SRAM/flash for an NPU.</p>")
 
@@ -139,12 +142,13 @@ def _size_memory(r: dict[str, Any]) -> str:
     if all(c.get("npu") for c in cands):
         mem = bars_svg("NPU SRAM (KiB, Vela)", [(c["name"], c["npu"]["sram_kib"]) for c in cands], "KiB",
                        b.get("sram_kib"))
+        budgets = f"size {limit(b.get('model_size_mb'), ' MB')}, SRAM {limit(b.get('sram_kib'), ' KiB')}"
     else:
         mem = bars_svg("model memory (MB, host)", [(c["name"], c["peak_memory_mb"]) for c in cands], "MB",
                        b.get("peak_memory_mb"))
+        budgets = f"size {limit(b.get('model_size_mb'), ' MB')}, memory {limit(b.get('peak_memory_mb'), ' MB')}"
     return ("<h2>Model size and memory per candidate</h2>\n<div class=\"plots\">" + size + mem + "</div>\n"
-            "<p class=\"note\">Bars are numbered as in the candidates table; dashed: the budget (" +
-            f"size {limit(b.get('model_size_mb'), ' MB')}, memory {limit(b.get('peak_memory_mb'), ' MB')}).</p>")
+            f"<p class=\"note\">Bars are numbered as in the candidates table; dashed: the budget ({budgets}).</p>")
 
 
 def _warnings(r: dict[str, Any]) -> str:
@@ -169,24 +173,29 @@ def _schemes(r: dict[str, Any]) -> str:
 
 
 def _skipped(r: dict[str, Any]) -> str:
-    """Candidates the search ruled out before training (``search.skipped``: name + reasons), when recorded."""
+    """The pre-training search: every candidate considered, its estimated cost, trained or skipped and why."""
     search = r.get("search") or {}
-    skipped = search.get("skipped") or r.get("skipped") or []
-    if not skipped and not search:
+    considered = [c for c in search.get("considered") or [] if isinstance(c, dict)]
+    if not considered:
         return ""
-    considered, trained = search.get("considered") or [], search.get("trained") or []
-    head = (f"<h2>Search: {len(considered)} candidate(s) considered, {len(trained)} trained</h2>\n"
-            if considered else "<h2>Skipped before training</h2>\n")
-    items = []
-    for s in skipped:
-        if isinstance(s, dict):
-            why = s.get("reasons") or s.get("reason") or ""
-            why = "; ".join(map(str, why)) if isinstance(why, (list, tuple)) else str(why)
-            items.append(f"<li><code>{escape(str(s.get('name', '?')))}</code>: {escape(why)}</li>")
-        else:
-            items.append(f"<li>{escape(str(s))}</li>")
-    return head + ("<p>Skipped before training, and why:</p><ul>" + "".join(items) + "</ul>" if items
-                   else "<p>No candidate was skipped.</p>")
+    rows = []
+    for c in considered:
+        lat = "—" if c.get("latency_ms") is None else f"{c['latency_ms']:.3g} ({escape(str(c.get('latency_runtime')))})"
+        trained = c.get("decision") == "train"
+        why = "trained" if trained else "skipped: " + "; ".join(map(str, c.get("reasons") or []))
+        rows.append(f"<tr><td class=\"l\"><code>{escape(str(c.get('name')))}</code></td><td>{c.get('params', 0):,}</td>"
+                    f"<td>{c.get('macs', 0) / 1e6:.3f}</td><td>{c.get('int8_size_mb', 0):.3f}</td>"
+                    f"<td>{c.get('peak_activation_kib', 0):.1f}</td><td>{lat}</td><td>{c.get('est_train_s', 0):.0f}</td>"
+                    f"<td class=\"l {'ok' if trained else 'bad'}\">{escape(why)}</td></tr>")
+    st = r.get("stages") or {}
+    stages = (f"<p class=\"note\">Stages: {len(st.get('ran', []))} ran in this build, {len(st.get('reused', []))} "
+              "reused from an earlier build with the same inputs" + (" (--fresh)" if st.get("fresh") else "") + ".</p>"
+              if st else "")
+    return (f"<h2>Search: {len(considered)} candidate(s) considered, {len(search.get('trained') or [])} trained</h2>\n"
+            "<p class=\"note\">Sized before training (random weights); latency estimated on the target from two "
+            "probe models.</p>\n<table><tr><th class=\"l\">candidate</th><th>params</th><th>MMACs</th><th>int8 MB</th>"
+            "<th>activation KiB</th><th>est. latency ms</th><th>est. train s</th><th class=\"l\">decision</th></tr>"
+            + "".join(rows) + "</table>\n" + stages)
 
 
 def _training(r: dict[str, Any]) -> str:

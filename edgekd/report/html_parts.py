@@ -57,14 +57,20 @@ def _arm(r: dict[str, Any]) -> str:
         body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{a8['estimate_ms']:.4g}</td>"
                     f"<td>{a8['band_ms'][0]:.3g}-{a8['band_ms'][1]:.3g}</td><td>{a8['first_inference_ms']:.4g}</td>"
                     f"<td>{a8['instructions'] / 1e6:.2f}</td><td>{100 * a8.get('count_spread', 0):.2f}%</td>"
-                    f"<td>{a32['estimate_ms']:.4g}</td><td>{c['host_latency_ms']['p90']:.3f}</td>"
+                    f"<td>{a32['estimate_ms']:.4g}</td><td>{_ms3(c['host_latency_ms'])}</td>"
+                    f"<td>{c['host_cold_start_ms']:.3g}</td>"
                     f"<td class=\"l\">{escape(agree)}</td></tr>")
     return (f"<h2>Estimated on {escape(str(a['core']))} @ {a['clock_ghz']:g} GHz ({a['threads']} thread(s)) from "
             "emulated instruction counts</h2>\n<p class=\"note\">Estimates, never measurements: "
             f"{escape(str(a.get('how', '')))}.</p>\n<table><tr><th class=\"l\">candidate</th><th>int8 estimate ms</th>"
             "<th>error band ms</th><th>first inference ms</th><th>int8 M instr</th><th>count spread</th>"
-            "<th>fp32 estimate ms</th><th>host p90 ms (measured, x86)</th><th class=\"l\">emulated vs host outputs"
+            "<th>fp32 estimate ms</th><th>host p50 / p90 / p99 ms (measured, x86)</th><th>host cold start ms</th>"
+            "<th class=\"l\">emulated vs host outputs"
             "</th></tr>" + "".join(body) + "</table>")
+
+
+def _ms3(lat: dict[str, float]) -> str:
+    return " / ".join(f"{lat[p]:.3f}" for p in ("p50", "p90", "p99"))
 
 
 def _npu(r: dict[str, Any]) -> str:
@@ -80,7 +86,8 @@ def _npu(r: dict[str, Any]) -> str:
         body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{pct(c['accuracy_int8'])}</td>"
                     f"<td>{time}</td><td>{n['cycles_total']:,}</td><td>{n['sram_kib']:.1f}</td>"
                     f"<td>{n['flash_kib']:.1f}</td><td>{n['npu_ops']}/{n['npu_ops'] + n['cpu_ops']}</td>"
-                    f"<td class=\"l\">{fallback}</td></tr>")
+                    f"<td class=\"l\">{fallback}</td><td>{_ms3(c['latency_ms'])}</td>"
+                    f"<td>{c['cold_start_ms']:.3g}</td></tr>")
     pick = chosen_row(r)
     layers = ""
     if pick and pick.get("npu"):
@@ -95,7 +102,8 @@ def _npu(r: dict[str, Any]) -> str:
             f"<p class=\"note\">{escape(str(n0.get('how', '')))}. A time marked ≥ leaves out operators that fall "
             "back to the CPU: their cost is unknown.</p>\n<table><tr><th class=\"l\">candidate</th><th>acc int8</th>"
             "<th>time ms</th><th>cycles</th><th>SRAM KiB</th><th>flash KiB</th><th>ops on NPU</th>"
-            "<th class=\"l\">CPU fallback</th></tr>" + "".join(body) + "</table>" + layers)
+            "<th class=\"l\">CPU fallback</th><th>host p50 / p90 / p99 ms (measured, x86, reference)</th>"
+            "<th>host cold start ms</th></tr>" + "".join(body) + "</table>" + layers)
 
 
 def ops_section(r: dict[str, Any]) -> str:
@@ -116,8 +124,8 @@ def ops_section(r: dict[str, Any]) -> str:
         label += ("<p class=\"warn\">These times are this host's x86 CPU, not the target device; the ranking of "
                   "operators is a hint, the device's own costs are in the estimate sections above.</p>\n")
     ops = "".join(f"<tr><td class=\"l\"><code>{escape(str(o['node']))}</code></td><td class=\"l\">"
-                  f"{escape(str(o['op_type']))}</td><td>{o['calls']}</td><td>{o['total_us']:.0f}</td>"
-                  f"<td>{o['mean_us']:.2f}</td><td>{o.get('median_us', o['mean_us']):.2f}</td>"
+                  f"{escape(str(o['op_type']))}</td><td>{o['calls']}</td><td>{o.get('median_us', o['mean_us']):.2f}"
+                  f"</td><td>{o['mean_us']:.2f}</td><td>{o['total_us']:.0f}</td>"
                   f"<td>{100 * o['share']:.1f}%</td></tr>" for o in prof["ops"])
     types = ", ".join(f"{escape(str(t['op_type']))} {100 * t['share']:.0f}%" for t in prof.get("by_op_type", []))
     host = (row or {}).get("host_latency_ms") or (row or {}).get("latency_ms", {})
@@ -127,7 +135,7 @@ def ops_section(r: dict[str, Any]) -> str:
                     f"{host['p50'] * 1000:.0f} µs p50 in the host benchmark: profiling overhead inflates small "
                     "operators.")
     return (head + label + "<table><tr><th class=\"l\">node</th><th class=\"l\">op type</th><th>runs</th>"
-            "<th>total µs</th><th>mean µs</th><th>median µs</th><th>share of node time</th></tr>" + ops + "</table>\n"
+            "<th>median µs</th><th>mean µs</th><th>total µs</th><th>share</th></tr>" + ops + "</table>\n"
             f"<p class=\"note\">By operator type: {types}. How: {escape(str(prof.get('how', '')))}.{overhead}</p>")
 
 
