@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ReportError
-from ..fsio import sha256_file, write_json_atomic
+from ..fsio import sha256_file, write_json_atomic, write_text_atomic
 from .build_report import REPORT_VERSION
 
 _NUM = (int, float)
@@ -26,6 +26,14 @@ CANDIDATE = {"name": str, "student": str, "runtime": str, "params": int, "macs":
              "latency_how": str, "peak_memory_mb": _NUM, "model_size_mb": _NUM, "within_budget": bool,
              "budget_violations": list}
 _FIX_RERUN = "re-run the build (`edgekd build ...`) to write it again"
+SELECTION = {"reason": str, "pareto": list, "violations": dict}
+BUDGET = ("p90_latency_ms", "peak_memory_mb", "model_size_mb", "min_accuracy")  # present, a number or null
+ARM = {"estimate_ms": _NUM, "band_ms": list, "first_inference_ms": _NUM, "instructions": _NUM, "core": str,
+       "clock_ghz": _NUM, "threads": int, "parity": dict}
+NPU = {"time_ms": _NUM, "cycles_total": int, "sram_kib": _NUM, "flash_kib": _NUM, "npu_ops": int, "cpu_ops": int,
+       "cpu_fallback": list, "layers": list, "accelerator": str, "clock_mhz": _NUM}
+PROFILE = {"profiled_runtime": str, "ops": list}
+OP = {"node": str, "op_type": str, "calls": int, "total_us": _NUM, "mean_us": _NUM, "share": _NUM}
 
 
 @dataclass(frozen=True)
@@ -92,21 +100,43 @@ def validate_report(r: Any, path: Path | str = "report.json") -> None:
     _check_fields(r, TOP, str(path))
     if "selected" not in r or not (r["selected"] is None or isinstance(r["selected"], str)):
         raise ReportError(f"{path}: 'selected' is missing or not a name", _FIX_RERUN)
+    _check_fields(r["selection"], SELECTION, f"{path}: selection")
+    for key in BUDGET:
+        if not isinstance(r["budget"].get(key, ""), (*_NUM, type(None))):
+            raise ReportError(f"{path}: budget lacks a numeric (or null) '{key}'", _FIX_RERUN)
     names = set()
     for i, c in enumerate(r["candidates"]):
-        where = f"{path}: candidates[{i}]"
-        if not isinstance(c, dict):
-            raise ReportError(f"{where} is not an object", _FIX_RERUN)
-        _check_fields(c, CANDIDATE, where)
-        for key in ("latency_ms", "latency_fp32_ms"):
-            if not all(isinstance(c[key].get(p), _NUM) for p in ("p50", "p90", "p99")):
-                raise ReportError(f"{where}.{key} lacks a numeric p50, p90 or p99", _FIX_RERUN)
+        _check_candidate(c, f"{path}: candidates[{i}]")
         names.add(c["name"])
+    if r.get("slowest_ops"):
+        _check_fields(r["slowest_ops"], {} if "error" in r["slowest_ops"] else PROFILE, f"{path}: slowest_ops")
     if r["selected"] is not None and r["selected"] not in names:
         raise ReportError(f"{path}: the selected candidate {r['selected']!r} is not among the candidates", _FIX_RERUN)
 
 
-def _check_fields(obj: dict[str, Any], spec: dict[str, Any], where: str) -> None:
+def _check_candidate(c: Any, where: str) -> None:
+    if not isinstance(c, dict):
+        raise ReportError(f"{where} is not an object", _FIX_RERUN)
+    _check_fields(c, CANDIDATE, where)
+    lats = ["latency_ms", "latency_fp32_ms"] + (["host_latency_ms"] if c.get("arm") else [])
+    for key in lats:
+        if not isinstance(c.get(key), dict) or not all(isinstance(c[key].get(p), _NUM) for p in ("p50", "p90", "p99")):
+            raise ReportError(f"{where}.{key} lacks a numeric p50, p90 or p99", _FIX_RERUN)
+    if c.get("arm"):
+        for prec in ("int8", "fp32"):
+            _check_fields((c["arm"] if isinstance(c["arm"], dict) else {}).get(prec), ARM, f"{where}.arm.{prec}")
+    if c.get("npu"):
+        _check_fields(c["npu"], NPU, f"{where}.npu")
+    prof = c.get("ops_profile")
+    if prof and "error" not in prof:
+        _check_fields(prof, PROFILE, f"{where}.ops_profile")
+        for j, op in enumerate(prof["ops"]):
+            _check_fields(op, OP, f"{where}.ops_profile.ops[{j}]")
+
+
+def _check_fields(obj: Any, spec: dict[str, Any], where: str) -> None:
+    if not isinstance(obj, dict):
+        raise ReportError(f"{where} is missing or not an object", _FIX_RERUN)
     for key, kind in spec.items():
         if key not in obj:
             raise ReportError(f"{where} lacks '{key}' (incomplete or not an edgekd report)", _FIX_RERUN)
@@ -118,10 +148,16 @@ def _check_fields(obj: dict[str, Any], spec: dict[str, Any], where: str) -> None
 def regenerate(run_dir: str | Path) -> tuple[Run, dict[str, Path]]:
     """Re-validate the run's records and rewrite report.md and report.html from them (each atomically);
     the manifest's hashes of those two files are brought up to date."""
-    from .writer import write_pages
+    from .html import to_html
+    from .writer import to_markdown
 
     run = load_run(run_dir)
-    paths = write_pages(run.report, run.path)
+    try:
+        pages = {"md": to_markdown(run.report), "html": to_html(run.report)}
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:  # a field the checks above don't cover
+        raise ReportError(f"{run.path / 'report.json'} does not have the shape this edgekd writes "
+                          f"({type(e).__name__}: {e})", _FIX_RERUN) from None
+    paths = {kind: write_text_atomic(run.path / f"report.{kind}", text) for kind, text in pages.items()}
     if run.manifest is not None and isinstance(run.manifest.get("artifacts"), dict):
         artifacts = dict(run.manifest["artifacts"])
         fresh = {p.name: sha256_file(p) for p in paths.values()}

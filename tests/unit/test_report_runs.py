@@ -88,6 +88,15 @@ def _bad_runs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     run_with("nolatency", json.dumps(r), "candidates[1] lacks 'latency_ms'")
     run_with("badselected", json.dumps({**load("host"), "selected": "ghost"}), "'ghost' is not among the candidates")
     run_with("badtype", json.dumps({**load("host"), "candidates": {}}), "'candidates' is a dict, expected list")
+    r = load("arm")
+    del r["candidates"][2]["arm"]["int8"]["band_ms"]
+    run_with("brokenarm", json.dumps(r), "candidates[2].arm.int8 lacks 'band_ms'")
+    r = load("npu")
+    r["candidates"][0]["npu"]["sram_kib"] = "big"
+    run_with("brokennpu", json.dumps(r), "candidates[0].npu: 'sram_kib' is a str, expected a number")
+    r = load("host")
+    r["candidates"][1]["ops_profile"]["ops"][0].pop("node")
+    run_with("brokenprofile", json.dumps(r), "candidates[1].ops_profile.ops[0] lacks 'node'")
     return cases
 
 
@@ -102,6 +111,16 @@ def test_bad_run_dirs_are_one_line_errors_with_a_fix(tmp_path):
             assert rc == 2 and out == "" and err.count("\n") == 1 and err.startswith("edgekd: error: "), (name, err)
             assert says in err and "Traceback" not in err
     assert not (tmp_path / "nope").exists() and not list((tmp_path / "empty").iterdir())  # nothing written
+
+
+def test_report_refuses_a_report_it_cannot_render(tmp_path):
+    r = load("host")
+    del r["distill"]["loss"]  # not among the checked fields, but report.md needs it
+    run = make_run(tmp_path, "host", report=r)
+    rc, out, err = cli("report", str(run))
+    assert rc == 2 and out == "" and err.count("\n") == 1
+    assert "does not have the shape this edgekd writes (KeyError: 'loss')" in err and "Fix: re-run the build" in err
+    assert (run / "report.md").read_text() == "stale\n" and not (run / "report.html").exists()  # nothing written
 
 
 def test_compare_side_by_side_with_deltas(tmp_path):
