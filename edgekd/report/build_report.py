@@ -83,6 +83,22 @@ def build_report_dict(*, config: Any, target: Any, data: Any, teacher: dict[str,
         "quantization_findings": findings,
         "stage_seconds": timings, "wall_seconds": wall_s,
         "slowest_ops": {"candidate": shown, **profile} if profile else None,
-        "environment": environment, "threads": threads, "command": config.command,
+        "environment": {**environment, **package_versions()}, "threads": threads, "command": config.command,
         "config": {k: v for k, v in asdict(config).items() if k != "distill"},
     }
+
+
+PACKAGES = ("onnx", "ai-edge-litert", "litert-torch", "tensorflow-cpu", "ethos-u-vela")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the converters and runtimes besides those the pipeline records (metadata only)."""
+    from importlib import metadata
+
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out

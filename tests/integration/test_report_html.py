@@ -76,6 +76,8 @@ def test_report_html_of_a_real_build_loads_cleanly_in_chromium(run, tmp_path):
     assert f"Chosen student: {rep['selected']}" in text and rep["command"] in text
     assert "<script>alert('profile')</script> & co" in text  # the profile's text shown as text, not run
     assert "Slowest operators" in text and rep["slowest_ops"]["ops"][0]["node"] in text
+    env = rep["environment"]
+    assert all(f"{k}\t{env[k]}" in text for k in ("onnxruntime", "ai-edge-litert", "torch", "cpu"))  # table rows
     assert page.probe["width"] <= 1280  # nothing wider than the window: no sideways scrolling
     width, height = _png_size(shot.read_bytes())
     assert width >= 1000 and height >= 2000 and shot.stat().st_size > 50_000
