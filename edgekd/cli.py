@@ -381,6 +381,73 @@ def compare(run_a: str, run_b: str, out: str | None) -> None:
         click.echo(f"written: {md} and {html}")
 
 
+class _SmokeGroup(click.Group):
+    """``edgekd smoke MODEL ...`` makes a bundle; ``edgekd smoke run DIR`` runs one."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["make", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group(cls=_SmokeGroup)
+def smoke() -> None:
+    """On-device smoke tests: `edgekd smoke MODEL --target T --out DIR` writes a bundle (model, real samples,
+    reference outputs, tolerances, manifest, runner); `edgekd smoke run DIR` runs one here or under emulated ARM."""
+
+
+@smoke.command("make", hidden=True)
+@click.argument("model", type=click.Path())
+@click.option("--target", required=True, help="Target profile the bundle is for (threads, p90 budget).")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Bundle folder (also writes OUT.tar.gz).")
+@click.option("--data", default="fashion-mnist", show_default=True, help="Data spec the samples come from (test split).")
+@click.option("--samples", type=int, default=8, show_default=True)
+def smoke_make(model: str, target: str, targets_dir: str | None, out: str, data: str, samples: int) -> None:
+    from .data import load_dataset
+    from .smoke.bundle import make_bundle
+    from .targets import load_target
+
+    profile = load_target(target, targets_dir)
+    ds = load_dataset(data, seed=0)
+    path = make_bundle(model, profile, out, ds.x_test[:samples], ds.y_test[:samples])
+    click.echo(f"bundle: {path} (and {path}.tar.gz); on the board: python3 {path.name}/run_smoke.py")
+
+
+@smoke.command("run")
+@click.argument("bundle", type=click.Path())
+@click.option("--emulate", is_flag=True, help="Run inside the emulated aarch64 environment with the target's core.")
+@click.option("--target", default=None, help="Target for --emulate (default: the bundle's own).")
+@click.option("--targets-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--strict", is_flag=True, help="A p90 over the target's budget is a FAIL.")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed warm inferences.")
+def smoke_run(bundle: str, emulate: bool, target: str | None, targets_dir: str | None, strict: bool,
+              runs: int) -> None:
+    """Run a bundle (folder or .tar.gz): PASS or FAIL with the reasons; exit 1 on FAIL."""
+    import json as _json
+    from pathlib import Path as _Path
+
+    from .errors import ConfigError
+    from .smoke.bundle import run_bundle
+    from .targets import load_target
+
+    profile = None
+    if emulate:
+        name = target
+        if name is None and (_Path(bundle) / "manifest.json").is_file():
+            name = _json.loads((_Path(bundle) / "manifest.json").read_text()).get("target")
+        if not name:
+            raise ConfigError("--emulate needs a target", "pass --target raspberrypi (or another ARM target)")
+        profile = load_target(name, targets_dir)
+        if profile.emulation != "qemu-user":
+            raise ConfigError(f"target {name} is not an emulated ARM target", "pass an ARM target with --target")
+    result = run_bundle(bundle, emulate_target=profile, strict=strict, runs=runs)
+    click.echo(result["line"] or f"{result['status']}: {'; '.join(result.get('reasons', []))}")
+    click.echo(f"({result['where']}; result: {result['bundle']}/result.json)")
+    if result["status"] != "PASS":
+        raise click.exceptions.Exit(1)
+
+
 @cli.group()
 def emu() -> None:
     """The emulated aarch64 environment (QEMU user mode) used by ARM targets."""
@@ -446,7 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
-        cli.main(args=args, prog_name="edgekd", standalone_mode=False)
+        rc = cli.main(args=args, prog_name="edgekd", standalone_mode=False)
+        return rc if isinstance(rc, int) else 0  # click returns an Exit's code instead of raising it here
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.ClickException as e:

@@ -122,6 +122,8 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     report["search"] = {"considered": [c.as_dict() for c in plan], "trained": [s.name for s in chosen],
                         "skipped": [{"name": c.name, "reasons": list(c.reasons)} for c in plan if c.decision == "skip"]}
     report["stages"] = cache.summary()
+    if report["selected"] is not None:
+        report["smoke_bundle"] = _smoke_bundle(report, target, data, out, cache, say)
     paths = write_reports(report, out)
     _write_manifest(out, config, timings, candidates, paths)
     say(f"report: {paths['md']}")
@@ -202,6 +204,22 @@ def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, c
         say(f"search: {c.name}: {c.params:,} params, {c.macs / 1e6:.2f} M MACs{est}, ~{c.est_train_s:.0f} s to "
             f"train -> {c.decision}{why}")
     return plan
+
+
+def _smoke_bundle(report: dict[str, Any], target: Any, data: Any, out: Path, cache: Any, say: Progress) -> str:
+    """The chosen student's on-device smoke-test bundle (``smoke/NAME`` and ``smoke/NAME.tar.gz``)."""
+    from .smoke.bundle import RUNNER, make_bundle
+
+    row = next(c for c in report["candidates"] if c["name"] == report["selected"])
+    name = row["name"].replace("@", "_")
+    where = ensure_dir(out / "smoke")
+    key = cache.key("smoke", row["artifact_sha256"], target.name, target.threads, target.budget.as_dict(),
+                    sha256_file(RUNNER), data.fingerprint())
+    cache.run(f"smoke_{name}", where, key, [where / name / "manifest.json", where / f"{name}.tar.gz"],
+              lambda: make_bundle(row["artifact"], target, where / name, data.x_test[:8], data.y_test[:8]),
+              str, lambda d: d)
+    say(f"smoke bundle: {where / name} (copy {where / name}.tar.gz to the board; python3 {name}/run_smoke.py)")
+    return str(where / name)
 
 
 def _report(config, target, data, teacher_info, candidates, timings, t_start) -> dict[str, Any]:

@@ -1,0 +1,185 @@
+#!/usr/bin/env python3
+"""edgekd on-device smoke test: run THIS folder's model on this device and say PASS or FAIL.
+
+    python3 run_smoke.py [BUNDLE_DIR] [--strict] [--runs N] [--threads N] [--emulated]
+
+Needs only Python 3.9+, numpy and one runtime: ai_edge_litert, tflite_runtime or tensorflow (for .tflite),
+onnxruntime (for .onnx). Checks, in order: the manifest (sha256 of every file), that the model loads, that every
+sample's output matches the reference within the bundle's tolerance and gives the same label, and times warm
+inferences (p50/p90) against the target's p90 budget (a warning unless --strict). Prints one PASS or FAIL line
+with the reasons, writes result.json next to this file, and exits 0 on PASS, 1 on FAIL.
+"""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(bundle, manifest):
+    problems = []
+    for name, digest in sorted(manifest.get("files", {}).items()):
+        path = os.path.join(bundle, name)
+        if os.path.normpath(name).startswith("..") or os.path.isabs(name):
+            problems.append("integrity: manifest names a file outside the bundle: %s" % name)
+        elif not os.path.isfile(path):
+            problems.append("integrity: %s is missing" % name)
+        elif sha256(path) != digest:
+            problems.append("integrity: %s has changed (sha256 differs from the manifest)" % name)
+    return problems
+
+
+def load_tflite(path, threads):
+    errors = []
+    for module, attr in (("ai_edge_litert.interpreter", "Interpreter"), ("tflite_runtime.interpreter", "Interpreter"),
+                         ("tensorflow.lite", "Interpreter")):
+        try:
+            mod = __import__(module, fromlist=[attr])
+            cls = getattr(mod, attr)
+        except Exception as e:  # not installed (ImportError) or broken: try the next one
+            errors.append("%s: %s" % (module, type(e).__name__))
+            continue
+        interp = cls(model_path=path, num_threads=threads)
+        interp.allocate_tensors()
+        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+
+        def run(feed, interp=interp, inp=inp, out=out):
+            interp.set_tensor(inp["index"], feed)
+            interp.invoke()
+            return interp.get_tensor(out["index"])
+
+        return run, module.split(".")[0]
+    raise RuntimeError("no TFLite runtime found (tried %s): install one, e.g. `pip install ai-edge-litert` "
+                       "(or tflite-runtime)" % ", ".join(errors))
+
+
+def load_onnx(path, threads):
+    try:
+        import onnxruntime as ort
+    except Exception as e:
+        raise RuntimeError("no ONNX runtime found (onnxruntime: %s): install it, e.g. `pip install onnxruntime`"
+                           % type(e).__name__)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
+    name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
+    return (lambda feed: sess.run([out], {name: feed})[0]), "onnxruntime " + ort.__version__
+
+
+def compare(np, expected, got, tol):
+    """(max difference, passed) for one sample's output, per the bundle's tolerance rule."""
+    if tol["kind"] == "steps":
+        diff = float(np.abs(expected.astype(np.int64) - got.astype(np.int64)).max())
+        return diff, diff <= tol["max_steps"]
+    diff = float(np.abs(expected.astype(np.float64) - got.astype(np.float64)).max())
+    limit = tol["atol"] + tol["rtol"] * float(np.abs(expected).max())
+    return diff, diff <= limit
+
+
+def percentile(values, q):
+    s = sorted(values)
+    k = (len(s) - 1) * q / 100.0
+    lo = int(k)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="edgekd on-device smoke test")
+    ap.add_argument("bundle", nargs="?", default=os.path.dirname(os.path.abspath(__file__)))
+    ap.add_argument("--strict", action="store_true", help="a p90 over the budget is a FAIL, not a warning")
+    ap.add_argument("--runs", type=int, default=50, help="timed warm inferences")
+    ap.add_argument("--threads", type=int, default=0, help="inference threads (default: the target's)")
+    ap.add_argument("--emulated", action="store_true", help="running under emulation: times are not latencies")
+    args = ap.parse_args(argv)
+    bundle = os.path.abspath(args.bundle)
+    result = {"status": "FAIL", "reasons": [], "warnings": [], "python": platform.python_version(),
+              "machine": platform.machine()}
+    try:
+        status = run(bundle, args, result)
+    except Exception as e:  # anything unexpected is a FAIL with its reason, never a traceback on the board
+        result["reasons"].append("%s: %s" % (type(e).__name__, str(e).strip().splitlines()[0] if str(e) else ""))
+        status = "FAIL"
+    result["status"] = status
+    with open(os.path.join(bundle, "result.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    why = "; ".join(result["reasons"] + result["warnings"])
+    print("%s: %s%s" % (status, result.get("summary", "smoke test"), (" — " + why) if why else ""))
+    return 0 if status == "PASS" else 1
+
+
+def run(bundle, args, result):
+    with open(os.path.join(bundle, "manifest.json")) as f:
+        manifest = json.load(f)
+    problems = verify(bundle, manifest)
+    if problems:
+        result["reasons"] += problems
+        return "FAIL"
+    import numpy as np
+
+    with open(os.path.join(bundle, "expected.json")) as f:
+        expected = json.load(f)
+    model = os.path.join(bundle, manifest["model"])
+    threads = args.threads or int(manifest.get("threads", 1))
+    try:
+        infer, runtime = (load_onnx if model.endswith(".onnx") else load_tflite)(model, threads)
+    except RuntimeError as e:
+        result["reasons"].append("runtime missing: %s" % e)
+        return "FAIL"
+    result["runtime"] = runtime
+    feeds = np.load(os.path.join(bundle, "inputs.npy"))
+    refs = np.load(os.path.join(bundle, "reference_outputs.npy"))
+    tol, labels = expected["tolerance"], expected["reference_labels"]
+    worst, mismatched, wrong_label = 0.0, [], []
+    for i, feed in enumerate(feeds):
+        got = np.asarray(infer(feed)).reshape(refs[i].shape)
+        diff, ok = compare(np, refs[i], got, tol)
+        worst = max(worst, diff)
+        if not ok:
+            mismatched.append(i)
+        if int(np.argmax(got.reshape(-1))) != int(labels[i]):
+            wrong_label.append(i)
+    result.update(samples=len(feeds), max_difference=worst, tolerance=tol)
+    if mismatched:
+        result["reasons"].append("mismatch: %d of %d outputs differ from the reference by more than the tolerance "
+                                 "(max difference %.4g, samples %s)" % (len(mismatched), len(feeds), worst,
+                                                                        mismatched[:5]))
+    if wrong_label:
+        result["reasons"].append("labels: %d of %d samples get a different label than on the reference runtime "
+                                 "(samples %s)" % (len(wrong_label), len(feeds), wrong_label[:5]))
+    truth = expected.get("true_labels")
+    if truth:
+        result["true_label_accuracy"] = sum(int(np.argmax(np.asarray(infer(f)).reshape(-1))) == int(t)
+                                            for f, t in zip(feeds, truth)) / float(len(feeds))
+    for _ in range(5):
+        infer(feeds[0])
+    times = []
+    for _ in range(max(1, args.runs)):
+        t0 = time.perf_counter()
+        infer(feeds[0])
+        times.append((time.perf_counter() - t0) * 1000.0)
+    p50, p90 = percentile(times, 50), percentile(times, 90)
+    result.update(p50_ms=p50, p90_ms=p90, runs=len(times), threads=threads)
+    budget = manifest.get("budget_p90_ms")
+    if args.emulated:
+        result["warnings"].append("timed under emulation: p90 %.3g ms is not the device's latency" % p90)
+    elif budget is not None and p90 > budget:
+        note = "budget: p90 %.3g ms over the %s budget of %g ms" % (p90, manifest.get("target", "target"), budget)
+        (result["reasons"] if args.strict else result["warnings"]).append(note)
+    result["summary"] = "%s on %s with %s: %d samples, max difference %.3g, p50 %.3g ms, p90 %.3g ms" % (
+        manifest["model"], platform.machine(), runtime, len(feeds), worst, p50, p90)
+    return "FAIL" if result["reasons"] else "PASS"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
