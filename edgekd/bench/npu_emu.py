@@ -126,7 +126,7 @@ def _estimate(path: Path, target: Any, graph: TfliteGraph, stdout: str, s: dict[
               rows: list[dict[str, str]], arena_kib: float) -> NpuEstimate:
     npu = target.npu
     layers = tuple(NpuLayer(name=r.get("Name", ""), op=r.get("Original Operator", ""),
-                            tflite_op=graph.op_of(r.get("Name", "")), target=r.get("Target", "").upper(),
+                            tflite_op=_tflite_op(graph, r), target=r.get("Target", "").upper(),
                             cycles=int(float(r.get("Op Cycles") or 0)), macs=int(float(r.get("MAC Count") or 0)))
                    for r in rows)
     counts = {kind: int(n) for kind, n in _OPS_LINE.findall(stdout)}
@@ -154,6 +154,16 @@ def _estimate(path: Path, target: Any, graph: TfliteGraph, stdout: str, s: dict[
         model_size_mb=path.stat().st_size / MB,
         environment={**host_environment(), "ethos-u-vela": ver, "system_config": s.get("system_config", ""),
                      "arena_kib": arena_kib, "model_kind": graph.kind})
+
+
+def _tflite_op(graph: TfliteGraph, row: dict[str, str]) -> str:
+    """The TFLite builtin of a per-layer row: by its output tensor, else by name ('Mean' -> 'MEAN') when unique."""
+    by_tensor = graph.op_of(row.get("Name", ""))
+    if by_tensor:
+        return by_tensor
+    wanted = row.get("Original Operator", "").upper()
+    same = {op for op, _name, _t in graph.ops if op.replace("_", "") == wanted}
+    return same.pop() if len(same) == 1 else ""
 
 
 def _op_name(layer: NpuLayer) -> str:

@@ -53,8 +53,8 @@ def _student(tmp: Path) -> dict[str, Path]:
     return out
 
 
-def _l2norm_int8(path: Path) -> Path:
-    """Conv -> L2 normalisation -> dense, full int8 with int8 I/O, by TensorFlow's converter."""
+def _l2norm_int8(path: Path, int8_io: bool = True) -> Path:
+    """Conv -> L2 normalisation -> dense, int8 by TensorFlow's converter (int8 I/O, or float I/O)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
@@ -67,7 +67,8 @@ def _l2norm_int8(path: Path) -> Path:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = lambda: ([rng.random((1, 8, 8, 1), dtype=np.float32)] for _ in range(20))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
+    if int8_io:
+        conv.inference_input_type = conv.inference_output_type = tf.int8
     path.write_bytes(conv.convert())
     return path
 
@@ -75,7 +76,8 @@ def _l2norm_int8(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("npu")
-    return {**_student(tmp), "l2norm": _l2norm_int8(tmp / "l2norm_int8.tflite")}
+    return {**_student(tmp), "l2norm": _l2norm_int8(tmp / "l2norm_int8.tflite"),
+            "l2norm_float_io": _l2norm_int8(tmp / "l2norm_float_io.tflite", int8_io=False)}
 
 
 @pytest.mark.parametrize("name", NPU_TARGETS)
@@ -129,11 +131,19 @@ def test_cpu_fallback_operator_is_named_and_its_cost_unknown(models):
     assert any("CPU FALLBACK" in line and "L2_NORMALIZATION" in line and "unknown" in line for line in lines)
 
 
+def test_float_io_leaves_quantize_and_dequantize_on_the_cpu(models):
+    """int8 compute with float input/output is accepted (the NPU runs the middle) and its edges are named."""
+    est = bench_npu(models["l2norm_float_io"], load_target("ethos-u55-256"))
+    assert est.cpu_fallback == ("Quantize", "L2Norm (L2_NORMALIZATION)", "Dequantize")
+    assert est.cpu_ops == 3 and est.npu_ops >= 2 and est.cycles_npu > 0 and est.cpu_fallback_cost == "unknown"
+
+
 def test_graph_kinds_of_real_exports(models):
     assert read_graph(models["int8"]).kind == "full-int8"
     assert read_graph(models["fp32"]).kind == "float"
     assert read_graph(models["dynamic"]).kind == "dynamic-range"
     assert read_graph(models["l2norm"]).kind == "full-int8"
+    assert read_graph(models["l2norm_float_io"]).kind == "int8-float-io"
     assert check_npu_model(models["int8"]).ops
 
 
