@@ -25,25 +25,13 @@ def env():
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, digits):
+def models(tmp_path_factory, digits, tiny_student):
     """A briefly trained tiny student exported to ONNX fp32/int8 and TFLite fp32/int8, plus real samples."""
-    import torch
-
     from edgekd.export.onnx import export_onnx
     from edgekd.export.tflite import export_tflite
-    from edgekd.models.students import StudentSpec, build_student
     from edgekd.quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
 
-    torch.manual_seed(0)
-    spec = StudentSpec("convnet", 0.5, 1, digits.input_shape, digits.num_classes)
-    model = build_student(spec)
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    xt, yt = torch.from_numpy(digits.x_train[:512]), torch.from_numpy(digits.y_train[:512]).long()
-    for _ in range(30):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(xt), yt).backward()
-        opt.step()
-    model.eval()
+    model = tiny_student
     d = tmp_path_factory.mktemp("arm-models")
     x = digits.x_test[:6]
     calib = digits.x_train[:128]

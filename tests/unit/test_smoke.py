@@ -19,23 +19,12 @@ from tests.conftest import EDGEKD
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory, digits):
+def models(tmp_path_factory, digits, tiny_student):
     """A briefly trained tiny student as TFLite full int8 (int8 I/O) and ONNX fp32."""
-    import torch
-
     from edgekd.export.onnx import export_onnx
     from edgekd.export.tflite import export_tflite
-    from edgekd.models.students import StudentSpec, build_student
 
-    torch.manual_seed(0)
-    model = build_student(StudentSpec("convnet", 0.5, 1, digits.input_shape, digits.num_classes))
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    xt, yt = torch.from_numpy(digits.x_train[:512]), torch.from_numpy(digits.y_train[:512]).long()
-    for _ in range(30):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(xt), yt).backward()
-        opt.step()
-    model.eval()
+    model = tiny_student
     d = tmp_path_factory.mktemp("smoke-models")
     export_onnx(model, digits.x_test[:8], d / "m.onnx")
     export_tflite(model, digits.x_test[:8], d / "m.tflite", precision="int8", converter="litert-torch",
