@@ -151,3 +151,15 @@ def test_a_target_with_an_unknown_core_is_refused_with_the_known_ones(tmp_path):
                        text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
     assert "unknown core 'cortex-a99'" in r.stderr and "cortex-a53, cortex-a72, cortex-a76" in r.stderr
+
+
+def test_a_second_setup_does_nothing(env):
+    """The set-up is idempotent: with the environment ready it returns it without touching anything."""
+    from edgekd.emu.env import setup
+
+    ready = env.root / "READY.json"
+    before = (ready.stat().st_mtime_ns, sorted(p.name for p in env.root.iterdir()))
+    said = []
+    again = setup(say=said.append)
+    assert again.root == env.root and said == []  # nothing downloaded, nothing built
+    assert (ready.stat().st_mtime_ns, sorted(p.name for p in env.root.iterdir())) == before
