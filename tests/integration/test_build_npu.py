@@ -1,8 +1,9 @@
 """`edgekd build --target ethos-u55-128` end to end (tiny data, real Vela) and `edgekd bench --target`.
 
 The profile under test is the built-in ethos-u55-128 read from a --targets-dir copy with only budget lines
-changed: a lower min_accuracy (students trained 3 epochs on 1.3k digits do not reliably reach 85%) or an
-SRAM budget no student can meet.
+changed: a lower min_accuracy (students trained 3 epochs on 1.3k digits do not reliably reach 85%), a time
+budget no student meets on Vela's estimate (found after training), or an SRAM budget below any student's
+activations (found by the pre-training search).
 """
 
 from __future__ import annotations
@@ -85,16 +86,27 @@ def test_build_for_ethos_u55_128_judges_candidates_on_vela(npu_build):
 
 @pytest.mark.slow
 def test_build_says_which_npu_budget_no_candidate_meets(tmp_path, npu_build):
+    """Students are trained, then every Vela time is over the budget: exit 3 naming the budget and the excess."""
     _tmp, cache, _r = npu_build  # reuse the cached teacher
-    r = _build(tmp_path, cache, min_accuracy=0.0, sram_kib=0.1)  # less than the 8x8 input and one feature map
+    r = _build(tmp_path, cache, min_accuracy=0.0, p90_latency_ms=0.001)  # Vela says ~0.01-0.05 ms here
     assert r.returncode == 3, r.stderr[-3000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("edgekd: error: no student meets the ethos-u55-128 budget; closest is convnet_w0.25_d1")
-    assert "sram_kib" in last and "over" in last and "Traceback" not in r.stderr
+    assert "p90_latency_ms" in last and "x the limit" in last and "Traceback" not in r.stderr
     rep = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert rep["selected"] is None
+    assert rep["selected"] is None and len(rep["candidates"]) == len(SIZES)
     for c in rep["candidates"]:
-        assert [v.split()[0] for v in c["budget_violations"]] == ["sram_kib"] and c["npu"]["sram_kib"] > 0.1
+        assert [v.split()[0] for v in c["budget_violations"]] == ["p90_latency_ms"]
+        assert f"{c['npu']['time_ms']:.4g}" in c["budget_violations"][0]  # judged on Vela's time, not the host's
+
+
+@pytest.mark.slow
+def test_build_with_sram_budget_below_any_student_exits_3(tmp_path, npu_build):
+    _tmp, cache, _r = npu_build
+    r = _build(tmp_path, cache, sram_kib=0.1)  # less than the 8x8 input and one feature map
+    assert r.returncode == 3, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert "ethos-u55-128 budget" in last and "SRAM 0.1 KiB" in last and "Traceback" not in r.stderr
 
 
 @pytest.mark.slow
