@@ -26,17 +26,36 @@ def _distill_options(f):
     opts = [
         click.option("--data", "data", default="fashion-mnist", show_default=True,
                      help="Data spec: fashion-mnist, digits, npz:PATH, idx:DIR, folder:DIR."),
-        click.option("--teacher", type=click.Path(dir_okay=False), default=None,
-                     help="Teacher file: .pt (TorchScript or state_dict), .pt2, .onnx, .tflite. "
-                          "Default: edgekd's built-in teacher for the data."),
+        click.option("--teacher", type=click.Path(dir_okay=False), multiple=True,
+                     help="Teacher file: .pt (TorchScript or state_dict), .pt2, .onnx, .tflite, or a student.json "
+                          "(self-ckpt). Repeat for --method multi-teacher. Default: edgekd's built-in teacher."),
         click.option("--teacher-arch", default=None, help="module:factory that builds a state_dict teacher."),
         click.option("--teacher-outputs", type=click.Choice(["auto", "logits", "probs"]), default="auto",
                      show_default=True, help="Whether the teacher outputs logits or probabilities."),
-        click.option("--loss", default="hinton", show_default=True, help="Distillation loss (hinton, or ce = no teacher)."),
+        click.option("--method", default="kd", show_default=True,
+                     help="kd, feature, qat, multi-teacher, mutual, born-again, self-ckpt, data-free, cross-modal."),
+        click.option("--loss", default="hinton", show_default=True,
+                     help="Logit loss: hinton, dkd, lskd, dkd_ls, or ce (no teacher)."),
+        click.option("--feature-loss", type=click.Choice(["mse", "cosine", "at"]), default="mse", show_default=True,
+                     help="Feature loss for --hint / --method feature (at = attention transfer)."),
+        click.option("--dkd-alpha", type=float, default=1.0, show_default=True, help="DKD: weight of TCKD."),
+        click.option("--dkd-beta", type=float, default=8.0, show_default=True, help="DKD: weight of NCKD."),
+        click.option("--peers", type=int, default=2, show_default=True, help="mutual: students trained together."),
+        click.option("--generations", type=int, default=2, show_default=True, help="born-again: generations."),
+        click.option("--teacher-weight", "teacher_weights", type=float, multiple=True,
+                     help="multi-teacher: fixed weight per --teacher (default equal)."),
+        click.option("--teacher-weighting", type=click.Choice(["fixed", "confidence"]), default="fixed",
+                     show_default=True, help="multi-teacher: fixed weights or per-sample confidence."),
+        click.option("--teacher-map", "teacher_maps", multiple=True, metavar="N=i0,i1,...",
+                     help="multi-teacher: teacher N's output index for each data class (other class orders)."),
+        click.option("--synthetic-samples", type=int, default=2048, show_default=True, help="data-free: inputs."),
+        click.option("--inversion-steps", type=int, default=200, show_default=True,
+                     help="data-free: optimisation steps per synthetic batch."),
         click.option("--temperature", "-T", type=float, default=2.0, show_default=True),
         click.option("--alpha", type=float, default=0.7, show_default=True, help="Weight of the soft KD term."),
         click.option("--hint", "hints", multiple=True, metavar="TEACHER_LAYER:STUDENT_LAYER",
-                     help="Feature hint pair (repeatable); a projection is learned when shapes differ."),
+                     help="Feature hint pair (repeatable), or 'auto' (pairs by spatial size); a projection is "
+                          "learned when shapes differ."),
         click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
         click.option("--epochs", type=int, default=None, help="Training epochs per student."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
@@ -56,10 +75,23 @@ def _distill_options(f):
 def _distill_config(kw: dict[str, Any], default_epochs: int):
     from .distill.config import DistillConfig, parse_hint
 
-    return DistillConfig(loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
+    return DistillConfig(method=kw["method"], loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
                          hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
+                         feature_loss=kw["feature_loss"], dkd_alpha=kw["dkd_alpha"], dkd_beta=kw["dkd_beta"],
+                         peers=kw["peers"], generations=kw["generations"],
+                         teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
+                         synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],
                          epochs=kw["epochs"] or default_epochs, optimizer=kw["optimizer"], lr=kw["lr"],
                          batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
+
+
+def _one_teacher(kw: dict[str, Any]) -> str | None:
+    """`build` takes one teacher file (several are for `distill --method multi-teacher`)."""
+    from .errors import ConfigError
+
+    if len(kw["teacher"]) > 1:
+        raise ConfigError("build takes one --teacher", "use `edgekd distill --method multi-teacher` for several")
+    return kw["teacher"][0] if kw["teacher"] else None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +129,7 @@ def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
     from .pipeline import BuildConfig, build as run_build
 
-    cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=kw["teacher"], teacher_arch=kw["teacher_arch"],
+    cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=_one_teacher(kw), teacher_arch=kw["teacher_arch"],
                       teacher_outputs=kw["teacher_outputs"], out_dir=kw["out"], targets_dir=kw["targets_dir"],
                       cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
@@ -134,31 +166,30 @@ def _parse_size(text: str) -> tuple[float, int]:
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for student.pt/.json.")
 @_distill_options
 def distill(**kw: Any) -> None:
-    """Train one student against a teacher (or alone with --loss ce)."""
-    from .cache import default_cache_dir
-    from .data import load_dataset
-    from .fsio import ensure_dir
-    from .models.students import StudentSpec, default_family
-    from .stages import check_teacher_fits, distill_student
+    """Train one student with --method (default kd: against a teacher; alone with --loss ce).
+
+    Under `torchrun --nproc_per_node N -m edgekd distill ...` the ranks train one student together (gloo)."""
+    import os
+
+    from .distill.ddp import from_env
+    from .distill.run import DistillJob, parse_class_map, run_distill
 
     config = _distill_config(kw, 5)
-    ensure_dir(kw["out"])  # fail before training, not after
-    data = load_dataset(kw["data"], seed=kw["seed"], limit=kw["limit"])
-    spec = StudentSpec(kw["family"] or default_family(data.input_shape), kw["width"], kw["depth"],
-                       data.input_shape, data.num_classes)
-    teacher = None
-    if config.uses_teacher:
-        if kw["teacher"]:
-            from .models.teachers import load_teacher
-
-            teacher = load_teacher(kw["teacher"], arch=kw["teacher_arch"], outputs=kw["teacher_outputs"])
-        else:
-            from .models.default_teacher import default_teacher
-
-            teacher, _ = default_teacher(data, kw["cache_dir"] or default_cache_dir(), progress=_say)
-        check_teacher_fits(teacher, data)
-    ckpt = distill_student(data, spec, config, kw["out"], teacher=teacher, progress=_say)
-    click.echo(f"{ckpt.name}: test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, "
+    job = DistillJob(data=kw["data"], out=kw["out"], width=kw["width"], depth=kw["depth"], family=kw["family"],
+                     teachers=tuple(kw["teacher"]), teacher_arch=kw["teacher_arch"],
+                     teacher_outputs=kw["teacher_outputs"],
+                     class_maps=tuple(parse_class_map(m) for m in kw["teacher_maps"]), limit=kw["limit"],
+                     cache_dir=kw["cache_dir"])
+    dist = from_env(os.environ)  # torchrun's rank and world size; None when run as one process
+    try:
+        ckpt = run_distill(job, config, progress=_say if dist is None or dist.rank == 0 else None, distributed=dist)
+    finally:
+        if dist is not None:
+            dist.close()
+    if ckpt is None:
+        return
+    acc = "no real test data" if ckpt.accuracy_fp32 != ckpt.accuracy_fp32 else f"test accuracy {ckpt.accuracy_fp32:.4f}"
+    click.echo(f"{ckpt.name} ({config.method}): {acc}, {ckpt.params} params, "
                f"{ckpt.macs / 1e6:.2f} M MACs -> {kw['out']}/student.pt")
 
 

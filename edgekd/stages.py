@@ -37,27 +37,34 @@ def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
 
 def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir: str | Path, *,
                     teacher: Any = None, teacher_logits: np.ndarray | None = None,
-                    progress: Progress | None = None) -> Checkpoint:
-    """Train ``spec`` against the teacher; write ``student.pt`` + ``student.json`` into ``out_dir``."""
+                    progress: Progress | None = None, teachers: tuple[Any, ...] = (),
+                    class_maps: dict[int, tuple[int, ...]] | None = None, distributed: Any = None) -> Checkpoint:
+    """Train ``spec`` with ``config.method`` (``distill.methods``); write ``student.pt`` + ``student.json``.
+
+    ``teachers``/``class_maps``: multi-teacher; ``distributed``: a ``distill.ddp.Dist`` under torchrun (only
+    rank 0 writes files; ranks train in lock-step)."""
     import torch
 
-    from .distill.trainer import evaluate, train
+    from .distill.methods import METHODS, MethodContext
+    from .distill.trainer import evaluate
     from .models.count import count_macs, count_params
-    from .models.students import build_student
 
     if spec.num_classes != data.num_classes:
         raise ConfigError(f"student has {spec.num_classes} classes but the data has {data.num_classes}",
                           "build the student for the data's class count")
     torch.manual_seed(config.seed)
-    model = build_student(spec)
-    teacher_module = teacher.module if teacher is not None else None
-    if config.uses_teacher and teacher_logits is None and teacher is None:
-        raise ConfigError(f"loss {config.loss!r} needs a teacher", "pass --teacher, or use --loss ce")
-    if config.uses_teacher and teacher_logits is None and teacher_module is None:
-        teacher_logits = teacher.logits(data.x_train)  # non-torch teacher: precompute once
-    result = train(model, data, config, teacher_logits=teacher_logits if config.uses_teacher else None,
-                   teacher_module=teacher_module, progress=progress)
-    acc = evaluate(result.model, data.x_test, data.y_test)
+    if config.uses_teacher and teacher_logits is None and teacher is None and not teachers:
+        raise ConfigError(f"method {config.method!r} with loss {config.loss!r} needs a teacher",
+                          "pass --teacher, or use --loss ce")
+    ctx = MethodContext(data, spec, config, teacher=teacher, teacher_logits=teacher_logits if config.uses_teacher
+                        else None, teachers=tuple(teachers), class_maps=dict(class_maps or {}),
+                        progress=progress or (lambda _m: None))
+    if distributed is not None:
+        ctx.shard, ctx.wrap = (distributed.rank, distributed.world), distributed.wrap
+    result = METHODS.get(config.method).run(ctx)
+    acc = evaluate(result.model, data.x_test, data.y_test) if len(data.x_test) else float("nan")  # data-free
+    if distributed is not None and distributed.rank != 0:
+        return None  # type: ignore[return-value]  # rank 0 writes the files
     out = Path(out_dir)
     weights = out / "student.pt"
     with atomic_path(weights) as tmp:
@@ -68,9 +75,21 @@ def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir
                       config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
                               "data": data.spec,
                               "teacher": None if teacher is None else {"name": teacher.name, "kind": teacher.kind,
-                                                                       "outputs": teacher.outputs}})
+                                                                       "outputs": teacher.outputs},
+                              "teachers": [{"name": t.name, "kind": t.kind} for t in teachers]})
     write_json_atomic(out / "student.json", to_dict(ckpt))
     return ckpt
+
+
+def checkpoint_teacher(path: str | Path) -> Any:
+    """A student checkpoint (``student.json``) as a teacher (kind "checkpoint"), e.g. for self-distillation."""
+    from .models.teachers import _torch_teacher
+
+    model, ckpt = load_checkpoint(path)
+    teacher = _torch_teacher(f"{ckpt.name} ({Path(path).name})", model)
+    teacher.kind, teacher.outputs = "checkpoint", "logits"
+    teacher.spec = ckpt.config["student"]
+    return teacher
 
 
 def load_checkpoint(path: str | Path) -> tuple[Any, Checkpoint]:

@@ -47,6 +47,7 @@ class Dataset:
     num_classes: int
     class_names: tuple[str, ...]
     kind: str  # "image" (x is N×C×H×W), "sequence" (N×C×L, e.g. sensor channels × time) or "features" (N×F)
+    teacher_view: "Dataset | None" = field(default=None, repr=False)  # paired data: the teacher's inputs, same rows
     _fingerprint: str | None = field(default=None, init=False, repr=False)
 
     @property
@@ -126,6 +127,11 @@ def load_dataset(
     from ``numpy.random.default_rng(seed)``: the same seed gives identical arrays.
     """
     _check_options(seed, val_fraction, test_fraction, limit)
+    if spec.strip().lower().startswith("paired:"):
+        from .paired import load_paired
+
+        return load_paired(spec, lambda inner: load_dataset(inner, seed=seed, val_fraction=val_fraction,
+                                                            test_fraction=test_fraction, limit=limit))
     raw = load_raw(spec)
     src = raw.source or spec
     x = check_x(raw.x, src, "x")

@@ -9,19 +9,30 @@ from typing import Any
 from ..errors import ConfigError
 
 OPTIMIZERS = ("adamw", "sgd")
+WEIGHTINGS = ("fixed", "confidence")
 
 
 @dataclass(frozen=True)
 class DistillConfig:
     """How a student is trained against a teacher."""
 
-    loss: str = "hinton"  # a name in distill.losses.LOSSES ("hinton", or "ce" for the student alone)
+    method: str = "kd"  # a name in distill.methods.METHODS: how the student is trained (kd, feature, qat, ...)
+    loss: str = "hinton"  # a name in distill.losses.LOSSES ("hinton", "dkd", "lskd", "dkd_ls", or "ce" alone)
     # T and alpha defaults: measured on Fashion-MNIST students (benchmarks/distill_quality.py): T = 4, alpha = 0.9
     # (the classic CIFAR setting) trailed the student trained alone in short budgets; T = 2, alpha = 0.7 did not.
     temperature: float = 2.0  # T: softens teacher and student distributions
     alpha: float = 0.7  # weight of the soft (KD) term; 1 − alpha weighs hard-label CE
     hints: tuple[tuple[str, str], ...] = ()  # (teacher_layer, student_layer) pairs for FitNets hints
     hint_weight: float = 1.0  # β: weight of the summed hint losses
+    feature_loss: str = "mse"  # a name in distill.losses.FEATURE_LOSSES: mse (FitNets), cosine, at (attention)
+    dkd_alpha: float = 1.0  # DKD: weight of the target-class term TCKD
+    dkd_beta: float = 8.0  # DKD: weight of the non-target-class term NCKD
+    peers: int = 2  # mutual: students trained together
+    generations: int = 2  # born-again: student generations after the first (each distils the previous)
+    teacher_weights: tuple[float, ...] = ()  # multi-teacher: fixed weights (default equal)
+    teacher_weighting: str = "fixed"  # multi-teacher: "fixed" or "confidence" (per sample)
+    synthetic_samples: int = 2048  # data-free: inputs synthesised from the teacher
+    inversion_steps: int = 200  # data-free: optimisation steps per synthetic batch
     epochs: int = 5
     batch_size: int = 128
     optimizer: str = "adamw"  # "adamw" or "sgd" (momentum 0.9, nesterov)
@@ -52,22 +63,45 @@ class DistillConfig:
         for pair in self.hints:
             if len(pair) != 2 or not all(isinstance(s, str) and s for s in pair):
                 raise bad(f"a hint is a pair of layer names, got {pair!r}", "write --hint teacher_layer:student_layer")
-        from .losses import LOSSES
+        if not (math.isfinite(self.dkd_alpha) and math.isfinite(self.dkd_beta)) or min(self.dkd_alpha,
+                                                                                     self.dkd_beta) < 0:
+            raise bad(f"DKD weights must be >= 0, got {self.dkd_alpha}, {self.dkd_beta}", "use e.g. --dkd-beta 8")
+        if not (2 <= self.peers <= 8) or not (1 <= self.generations <= 8):
+            raise bad(f"peers must be in 2..8 and generations in 1..8 (got {self.peers}, {self.generations})",
+                      "use e.g. --peers 2 --generations 2")
+        if any(not (math.isfinite(w) and w >= 0) for w in self.teacher_weights) or (
+                self.teacher_weights and sum(self.teacher_weights) <= 0):
+            raise bad(f"teacher weights must be >= 0 and not all 0, got {self.teacher_weights}",
+                      "use e.g. --teacher-weight 0.5 --teacher-weight 0.5")
+        if self.teacher_weighting not in WEIGHTINGS:
+            raise bad(f"unknown teacher weighting {self.teacher_weighting!r}", f"use one of {', '.join(WEIGHTINGS)}")
+        if self.synthetic_samples < 1 or self.inversion_steps < 1:
+            raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
+        from .losses import FEATURE_LOSSES, LOSSES
+        from .methods import METHODS
 
         LOSSES.get(self.loss)  # unknown loss -> ConfigError listing the known ones
+        FEATURE_LOSSES.get(self.feature_loss)
+        METHODS.get(self.method)
 
     @property
     def uses_teacher(self) -> bool:
-        return self.loss != "ce" or bool(self.hints)
+        from .methods import METHODS
+
+        needs = METHODS.get(self.method).needs_teacher  # "always", "never", or "loss" (a KD loss or hints)
+        return needs == "always" or (needs == "loss" and (self.loss != "ce" or bool(self.hints)))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["hints"] = [list(p) for p in self.hints]
+        d["teacher_weights"] = list(self.teacher_weights)
         return d
 
 
 def parse_hint(text: str) -> tuple[str, str]:
-    """'teacher_layer:student_layer' -> ("teacher_layer", "student_layer")."""
+    """'teacher_layer:student_layer' -> ("teacher_layer", "student_layer"); 'auto' -> ("auto", "auto")."""
+    if text.strip() == "auto":
+        return "auto", "auto"
     parts = text.split(":")
     if len(parts) != 2 or not all(parts):
         raise ConfigError(f"bad hint {text!r}", "write --hint teacher_layer:student_layer, e.g. stage2:stage2")

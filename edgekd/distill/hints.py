@@ -76,15 +76,51 @@ def make_projection(student_shape: tuple[int, ...], teacher_shape: tuple[int, ..
 MAX_CACHED_FEATURE_BYTES = 3 * 1024**3
 
 
+def auto_pairs(student: Any, teacher: Any, x: Any) -> tuple[tuple[str, str], ...]:
+    """Pair top-level layers by spatial size: for every size both models produce (conv features only),
+    the *last* teacher layer of that size with the *last* student layer of that size."""
+    import torch
+
+    def last_by_size(model: Any) -> dict[tuple[int, ...], str]:
+        names = [n for n, _ in model.named_children()]
+        tap = FeatureTap(model, names, "the model")
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                model(x)
+        finally:
+            tap.close()
+            model.train(was)
+        out: dict[tuple[int, ...], str] = {}
+        for n in names:  # later layers overwrite earlier ones of the same size
+            f = tap.features.get(n)
+            if f is not None and hasattr(f, "dim") and f.dim() >= 3:
+                out[tuple(f.shape[2:])] = n
+        return out
+
+    t_sizes, s_sizes = last_by_size(teacher), last_by_size(student)
+    pairs = tuple((t_sizes[k], s_sizes[k]) for k in t_sizes if k in s_sizes)
+    if not pairs:
+        raise ConfigError("automatic feature pairing found no teacher and student layers of the same spatial size",
+                          "name the pairs with --hint teacher_layer:student_layer")
+    return pairs
+
+
 class HintMatcher:
     """Owns everything about hints in one training run: taps, projections, and cached teacher features."""
 
     def __init__(self, pairs: tuple[tuple[str, str], ...], student: Any, teacher: Any, x_train: Any,
-                 weight: float, precompute: bool, say: Any) -> None:
+                 weight: float, precompute: bool, say: Any, feature_loss: str = "mse") -> None:
         import torch
 
+        from .losses import FEATURE_LOSSES
         from .trainer import freeze
 
+        self.loss_fn, self.feature_loss = FEATURE_LOSSES.get(feature_loss), feature_loss
+        if ("auto", "auto") in pairs:
+            pairs = auto_pairs(student, teacher, x_train[:2])
+            say("feature pairs (auto, by spatial size): " + ", ".join(f"{t}:{s}" for t, s in pairs))
         self.pairs, self.weight, self.teacher = pairs, weight, freeze(teacher)
         self.t_tap = FeatureTap(teacher, [t for t, _ in pairs], "the teacher")
         self.s_tap = FeatureTap(student, [s for _, s in pairs], "the student")
@@ -95,6 +131,7 @@ class HintMatcher:
             student(x_train[:2])
         student.train(was_training)
         self.projections = torch.nn.ModuleList(
+            torch.nn.Identity() if feature_loss == "at" else  # attention maps pool the channels away
             make_projection(tuple(self.s_tap.features[s].shape[1:]), tuple(self.t_tap.features[t].shape[1:]))
             for t, s in pairs)
         self.cached = self._precompute(x_train, say) if precompute else None
@@ -118,10 +155,8 @@ class HintMatcher:
         return out
 
     def loss(self, idx: Any, xb: Any, teacher_ran: bool) -> Any:
-        """β · Σ hint_mse over the pairs, for the batch ``xb`` (training rows ``idx``)."""
+        """β · Σ feature loss (mse, cosine or at) over the pairs, for the batch ``xb`` (training rows ``idx``)."""
         import torch
-
-        from .losses import hint_mse
 
         if self.cached is not None:
             t_feats = {t: self.cached[t][idx] for t, _ in self.pairs}
@@ -132,7 +167,7 @@ class HintMatcher:
             t_feats = self.t_tap.features
         total = 0.0
         for proj, (t, s) in zip(self.projections, self.pairs):
-            total = total + hint_mse(proj(self.s_tap.features[s]), t_feats[t])
+            total = total + self.loss_fn(proj(self.s_tap.features[s]), t_feats[t])
         return self.weight * total
 
     def close(self) -> None:

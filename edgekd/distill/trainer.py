@@ -54,17 +54,22 @@ def freeze(teacher: Any) -> Any:
 
 
 def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
-          teacher_module: Any = None, progress: Progress | None = None) -> TrainResult:
+          teacher_module: Any = None, progress: Progress | None = None, shard: tuple[int, int] = (0, 1),
+          on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None) -> TrainResult:
+    """Train ``student``; ``shard=(rank, world)`` trains rank's share of every batch (DDP: ``student`` is
+    wrapped in DistributedDataParallel by the caller, the global batch stays ``config.batch_size``);
+    ``on_epoch_end(epoch, student)`` may return new teacher logits for the next epochs (self-distillation)."""
     import torch
 
     from .hints import HintMatcher
-    from .losses import LOSSES
+    from .losses import LOSSES, loss_kwargs
 
     say = progress or (lambda _msg: None)
     torch.manual_seed(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
     loss_fn = LOSSES.get(config.loss)
+    loss_opts = loss_kwargs(loss_fn, config)
     _check_teacher_inputs(config, data, teacher_logits, teacher_module)
 
     x_train = torch.from_numpy(data.x_train)
@@ -74,7 +79,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     hints = None
     if config.hints:  # teacher features are precomputed once when the inputs are static (cached logits)
         hints = HintMatcher(config.hints, student, teacher_module, x_train, config.hint_weight,
-                            precompute=teacher_logits is not None, say=say)
+                            precompute=teacher_logits is not None, say=say, feature_loss=config.feature_loss)
     projections = hints.projections if hints else torch.nn.ModuleList()
 
     params = list(student.parameters()) + list(projections.parameters())
@@ -97,7 +102,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
             order = torch.randperm(len(x_train), generator=gen)
             running, seen = 0.0, 0
             for step in range(steps_per_epoch):
-                idx = order[step * config.batch_size:(step + 1) * config.batch_size]
+                idx = order[step * config.batch_size:(step + 1) * config.batch_size][shard[0]::shard[1]]
                 xb, yb = x_train[idx], y_train[idx]
                 logits = student(xb)
                 tb = t_train[idx] if t_train is not None else None
@@ -105,7 +110,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 if teacher_ran:
                     with torch.no_grad():
                         tb = teacher_module(xb)
-                loss = loss_fn(logits, tb, yb, temperature=config.temperature, alpha=config.alpha)
+                loss = loss_fn(logits, tb, yb, **loss_opts)
                 if hints:
                     loss = loss + hints.loss(idx, xb, teacher_ran)
                 if not torch.isfinite(loss):
@@ -132,6 +137,9 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 stale += 1
             say(f"epoch {epoch}/{config.epochs}  loss {running / seen:.4f}  val acc {val_acc:.4f}"
                 f"{'  (best)' if improved else ''}  {time.perf_counter() - t0:.1f}s")
+            new_targets = on_epoch_end(epoch, student) if on_epoch_end is not None else None
+            if new_targets is not None:
+                t_train = torch.from_numpy(new_targets.astype(np.float32))
             if stale >= config.patience:
                 say(f"early stop: no better validation accuracy for {config.patience} epochs")
                 break

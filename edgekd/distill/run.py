@@ -1,0 +1,157 @@
+"""``edgekd distill`` as an API: resolve data, teacher(s) and student, then run the configured method.
+
+Teachers: none (methods that need none), the built-in one for the data, one file, several files
+(multi-teacher), or a student checkpoint ``student.json`` (self-distillation). ``--data none`` means no
+real data at all: the built-in Fashion-MNIST teacher and data-free distillation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError
+
+NO_DATA = ("none", "")
+
+
+@dataclass(frozen=True)
+class DistillJob:
+    """Where and what to distil (the method and its hyper-parameters are the ``DistillConfig``)."""
+
+    data: str  # data spec, or "none" (data-free)
+    out: str  # directory for student.pt / student.json
+    width: float = 0.5
+    depth: int = 1
+    family: str | None = None  # default: chosen from the data's shape
+    teachers: tuple[str, ...] = ()  # teacher files (empty: the built-in teacher)
+    teacher_arch: str | None = None
+    teacher_outputs: str = "auto"
+    class_maps: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (1-based teacher position, map)
+    limit: int | None = None
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        for pos, _m in self.class_maps:
+            if not 1 <= pos <= max(1, len(self.teachers)):
+                raise ConfigError(f"--teacher-map names teacher {pos} but {len(self.teachers)} teacher(s) are given",
+                                  "number teachers 1.. in the order of --teacher")
+
+
+def parse_class_map(text: str) -> tuple[int, tuple[int, ...]]:
+    """'2=1,0,2' -> (2, (1, 0, 2)): teacher 2's output 1 holds data class 0, and so on."""
+    try:
+        pos, _, rest = text.partition("=")
+        return int(pos), tuple(int(v) for v in rest.split(","))
+    except ValueError:
+        raise ConfigError(f"bad --teacher-map {text!r}", "write N=i0,i1,... (teacher N's output for each class)") from None
+
+
+def run_distill(job: DistillJob, config: Any, progress: Callable[[str], None] | None = None,
+                distributed: Any = None) -> Any:
+    """Load everything ``job`` names and distil one student; returns the Checkpoint (None on ranks > 0)."""
+    from ..cache import default_cache_dir
+    from ..data import load_dataset
+    from ..fsio import ensure_dir
+    from ..models.students import StudentSpec, default_family
+    from ..stages import check_teacher_fits, distill_student
+
+    say = progress or (lambda _m: None)
+    ensure_dir(job.out)  # fail before training, not after
+    cache = Path(job.cache_dir) if job.cache_dir else default_cache_dir()
+    if job.data.strip().lower() in NO_DATA:
+        data, teacher = _no_data(config, cache, say)
+        config = replace(config, method="data-free") if config.method == "kd" else config
+    else:
+        data = load_dataset(job.data, seed=config.seed, limit=job.limit)
+        teacher = None
+    spec = StudentSpec(job.family or default_family(data.input_shape), job.width, job.depth, data.input_shape,
+                       data.num_classes)
+    teachers: tuple[Any, ...] = ()
+    if config.uses_teacher and teacher is None:
+        teacher_data = getattr(data, "teacher_view", None) or data
+        teachers = tuple(_load(p, job) for p in job.teachers)
+        if not teachers:
+            from ..models.default_teacher import default_teacher
+
+            teachers = (default_teacher(teacher_data, cache, progress=say)[0],)
+        for t in teachers:
+            if t.kind != "checkpoint":
+                check_teacher_fits(t, teacher_data)
+        teacher = teachers[0]
+        if len(teachers) > 1 and config.method != "multi-teacher":
+            raise ConfigError(f"{len(teachers)} teachers given to method {config.method!r}",
+                              "use --method multi-teacher, or give one --teacher")
+    if config.method == "data-free" and data.spec not in NO_DATA:
+        say(f"data-free: {data.spec} is used only for its test split (reporting accuracy), never for training")
+    logits = None
+    if teacher is not None and config.method in ("cross-modal", "kd") and config.loss != "ce" and not config.hints:
+        view = getattr(data, "teacher_view", None) if config.method == "cross-modal" else data
+        if view is not None and (distributed is not None or config.method == "cross-modal"):
+            logits = _shared_logits(teacher, view, cache, distributed, say)
+    return distill_student(data, spec, config, job.out, teacher=teacher, teacher_logits=logits, progress=say,
+                           teachers=teachers if len(teachers) > 1 else (), class_maps=dict(job.class_maps),
+                           distributed=distributed)
+
+
+def _load(path: str, job: DistillJob) -> Any:
+    if path.endswith(".json"):
+        from ..stages import checkpoint_teacher
+
+        return checkpoint_teacher(path)
+    from ..models.teachers import load_teacher
+
+    return load_teacher(path, arch=job.teacher_arch, outputs=job.teacher_outputs)
+
+
+def _no_data(config: Any, cache: Path, say: Callable[[str], None]) -> tuple[Any, Any]:
+    """--data none: the built-in (shipped) Fashion-MNIST teacher defines the inputs; data-free distillation."""
+    import numpy as np
+
+    from ..data import Dataset
+    from ..models.default_teacher import _shipped_path, default_teacher
+
+    if config.method not in ("kd", "data-free"):
+        raise ConfigError(f"--data none leaves nothing to train {config.method!r} on",
+                          "use --method data-free, or pass --data")
+    if _shipped_path("fashion-mnist") is None:
+        raise ConfigError("--data none needs edgekd's shipped Fashion-MNIST teacher, which is missing",
+                          "reinstall edgekd, or pass --data")
+    say("no --data: DATA-FREE distillation from the built-in Fashion-MNIST teacher (synthetic inputs only; "
+        "no real data is used, so no real test accuracy can be reported)")
+    shape = (1, 28, 28)
+    empty = np.zeros((0, *shape), np.float32)
+    stub = Dataset(spec="none", x_train=np.zeros((1, *shape), np.float32), y_train=np.zeros(1, np.int64),
+                   x_val=empty, y_val=np.zeros(0, np.int64), x_test=empty, y_test=np.zeros(0, np.int64),
+                   num_classes=10, class_names=tuple(str(i) for i in range(10)), kind="image")
+    object.__setattr__(stub, "_fingerprint", "none")
+    teacher, _ = default_teacher(_FashionSpec(stub), cache, progress=say)
+    return stub, teacher
+
+
+class _FashionSpec:
+    """The stub seen as Fashion-MNIST by ``default_teacher`` (which picks the shipped checkpoint by spec)."""
+
+    def __init__(self, stub: Any) -> None:
+        self._stub, self.spec = stub, "fashion-mnist"
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stub, name)
+
+
+def _shared_logits(teacher: Any, data: Any, cache: Path, distributed: Any, say: Callable[[str], None]) -> Any:
+    """The teacher's training-set logits through the on-disk cache; under torchrun rank 0 computes and writes
+    them while the other ranks wait, then every rank reads the same file."""
+    from ..distill.cache import cached_teacher_logits
+    from ..models.default_teacher import state_dict_sha256
+
+    if teacher.module is None:  # no content hash to key a shared cache on: every rank runs it (deterministic)
+        return teacher.logits(data.x_train)
+    ident = f"{teacher.kind}:{state_dict_sha256(teacher.module)}"
+    if distributed is None:
+        return cached_teacher_logits(teacher, ident, data, cache, progress=say)
+    if distributed.rank == 0:
+        cached_teacher_logits(teacher, ident, data, cache, progress=say)
+    distributed.barrier()
+    return cached_teacher_logits(teacher, ident, data, cache, progress=say)
