@@ -32,6 +32,9 @@ def _distill_options(f):
         click.option("--teacher-arch", default=None, help="module:factory that builds a state_dict teacher."),
         click.option("--teacher-outputs", type=click.Choice(["auto", "logits", "probs"]), default="auto",
                      show_default=True, help="Whether the teacher outputs logits or probabilities."),
+        click.option("--trust-pickle", is_flag=True,
+                     help="DANGEROUS: unpickle a torch teacher file in full (a pickled nn.Module), which runs any "
+                          "code the file holds. Only for files from a source you trust; by default edgekd refuses."),
         click.option("--method", default="kd", show_default=True,
                      help="kd, feature, qat, multi-teacher, mutual, born-again, self-ckpt, data-free, cross-modal."),
         click.option("--loss", default="hinton", show_default=True,
@@ -81,7 +84,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],
-                         epochs=kw["epochs"] or default_epochs, optimizer=kw["optimizer"], lr=kw["lr"],
+                         epochs=default_epochs if kw["epochs"] is None else kw["epochs"], optimizer=kw["optimizer"], lr=kw["lr"],
                          batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
 
 
@@ -130,7 +133,8 @@ def build(**kw: Any) -> None:
     from .pipeline import BuildConfig, build as run_build
 
     cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=_one_teacher(kw), teacher_arch=kw["teacher_arch"],
-                      teacher_outputs=kw["teacher_outputs"], out_dir=kw["out"], targets_dir=kw["targets_dir"],
+                      teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
+                      out_dir=kw["out"], targets_dir=kw["targets_dir"],
                       cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
@@ -177,7 +181,7 @@ def distill(**kw: Any) -> None:
     config = _distill_config(kw, 5)
     job = DistillJob(data=kw["data"], out=kw["out"], width=kw["width"], depth=kw["depth"], family=kw["family"],
                      teachers=tuple(kw["teacher"]), teacher_arch=kw["teacher_arch"],
-                     teacher_outputs=kw["teacher_outputs"],
+                     teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                      class_maps=tuple(parse_class_map(m) for m in kw["teacher_maps"]), limit=kw["limit"],
                      cache_dir=kw["cache_dir"])
     dist = from_env(os.environ)  # torchrun's rank and world size; None when run as one process
@@ -270,6 +274,12 @@ def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, cal
     from .quantize.ort_int8 import OrtInt8Config
     from .stages import accuracy_of, quantize_student
 
+    if not out.lower().endswith(".onnx"):
+        from .errors import ConfigError
+
+        raise ConfigError(f"--out {out} is not an .onnx file name; `edgekd quantize` writes an int8 ONNX model",
+                          "name the output e.g. model_int8.onnx (for int8 TFLite: edgekd export --format tflite "
+                          "--precision int8)")
     cfg = "search" if method == "search" else OrtInt8Config(method=method, per_channel=not per_tensor,
                                                             calibration_samples=calibration_samples)
     ds = load_dataset(data)
@@ -388,6 +398,20 @@ def report_cmd(run_dir: str) -> None:
 
 
 @cli.command()
+@click.argument("run_dir", type=click.Path())
+def verify(run_dir: str) -> None:
+    """Check every artifact in RUN_DIR against the sha256 in its manifest.json (exit 2 naming any changed or
+    missing file)."""
+    from .verify import verify_run
+
+    v = verify_run(run_dir)
+    if v.unlisted:
+        _say(f"note: {len(v.unlisted)} file(s) not in the manifest (added after the build): "
+             f"{', '.join(v.unlisted[:5])}{' ...' if len(v.unlisted) > 5 else ''}")
+    click.echo(f"OK: {v.checked} artifacts in {run_dir} match manifest.json (written by edgekd {v.made_by})")
+
+
+@cli.command()
 @click.argument("run_a", type=click.Path())
 @click.argument("run_b", type=click.Path())
 @click.option("--out", type=click.Path(file_okay=False), default=None,
@@ -466,7 +490,12 @@ def smoke_run(bundle: str, emulate: bool, target: str | None, targets_dir: str |
     if emulate:
         name = target
         if name is None and (_Path(bundle) / "manifest.json").is_file():
-            name = _json.loads((_Path(bundle) / "manifest.json").read_text()).get("target")
+            try:
+                manifest = _json.loads((_Path(bundle) / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                manifest = None
+            name = manifest.get("target") if isinstance(manifest, dict) else None
+            name = name if isinstance(name, str) else None
         if not name:
             raise ConfigError("--emulate needs a target", "pass --target raspberrypi (or another ARM target)")
         profile = load_target(name, targets_dir)
@@ -551,17 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as e:
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("edgekd: aborted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("edgekd: interrupted (Ctrl-C): finished stages and artifacts are kept, partial files were "
+                   "removed. Fix: re-run the same command to resume", err=True)
         return 130
     except EdgeKDError as e:
         if debug:
             traceback.print_exc()
         click.echo(f"edgekd: error: {e}", err=True)
         return e.exit_code
-    except KeyboardInterrupt:
-        click.echo("edgekd: interrupted; finished artifacts are kept, partial ones were removed", err=True)
-        return 130
     except Exception as e:  # a bug in edgekd, not the user's input
         if debug:
             traceback.print_exc()

@@ -70,3 +70,7 @@ class BudgetError(EdgeKDError):
     """No candidate meets the target's budget."""
 
     exit_code = 3
+
+
+class IntegrityError(EdgeKDError):
+    """A run's artifact is missing or differs from the sha256 its manifest recorded."""

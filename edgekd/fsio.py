@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,17 +44,52 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     """
     final = Path(final)
     ensure_dir(final.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
-    os.close(fd)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{final.name}.", dir=final.parent)
+        os.close(fd)
+    except OSError as e:
+        raise write_error(e, final) or e from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_path, final)
-    except BaseException:
+    except BaseException as e:
+        full = isinstance(e, Exception) and not isinstance(e, OutputError) and _nearly_full(final.parent)
         with contextlib.suppress(OSError):
             tmp_path.unlink()
+        err = write_error(e, final) if isinstance(e, OSError) else None
+        if err is None and full:  # e.g. torch.save's "unexpected pos" when the disk fills up mid-write
+            err = OutputError(f"the disk holding {final.parent} is full: {final.name} could not be written "
+                              f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})", _FULL_FIX)
+        if err is not None:
+            raise err from None
         raise
+
+
+_FULL_FIX = "free space there or choose another --out; finished artifacts are kept, re-run the command to resume"
+_NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def write_error(e: OSError, final: str | Path) -> OutputError | None:
+    """An OutputError naming ``final`` when ``e`` is about writing it (no space, file too large, read-only or
+    forbidden location); None when ``e`` is some other failure."""
+    final = Path(final)
+    where = e.filename or final
+    if e.errno in _NO_SPACE:
+        what = "the file size limit was reached" if e.errno == errno.EFBIG else "no space is left on the device"
+        return OutputError(f"cannot write {final} ({what}: {e.strerror}, while writing {where})", _FULL_FIX)
+    if e.errno in _NOT_WRITABLE and (e.filename is None or Path(e.filename).parent == final.parent):
+        return OutputError(f"cannot write {final} ({e.strerror})", "choose a writable location with --out")
+    return None
+
+
+def _nearly_full(directory: Path, slack: int = 1 << 20) -> bool:
+    try:
+        return shutil.disk_usage(directory).free < slack
+    except OSError:
+        return False
 
 
 def _umask() -> int:

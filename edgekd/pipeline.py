@@ -32,6 +32,7 @@ class BuildConfig:
     teacher: str | None = None  # teacher file; None = the built-in default teacher
     teacher_arch: str | None = None  # module:factory for a state_dict teacher
     teacher_outputs: str = "auto"  # "auto", "logits" or "probs"
+    trust_pickle: bool = False  # DANGEROUS: unpickle a torch teacher in full (runs any code it holds)
     out_dir: str | None = None  # default: runs/<target>
     targets_dir: str | None = None
     cache_dir: str | None = None  # default: ~/.cache/edgekd
@@ -152,7 +153,8 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
         teacher, info = default_teacher(data, cache_dir, progress=say)
         teacher_id = "default:" + info["weights_sha256"]
     else:
-        teacher = load_teacher(config.teacher, arch=config.teacher_arch, outputs=config.teacher_outputs)
+        teacher = load_teacher(config.teacher, arch=config.teacher_arch, outputs=config.teacher_outputs,
+                               trust_pickle=config.trust_pickle)
         info = {"path": str(config.teacher), "kind": teacher.kind, "sha256": sha256_file(config.teacher)}
         teacher_id = info["sha256"]
     info["id"] = teacher_id
@@ -249,8 +251,9 @@ def environment() -> dict[str, Any]:
 def _write_manifest(out: Path, config: BuildConfig, timings, candidates, paths) -> None:
     artifacts = {}
     for p in sorted(out.rglob("*")):
-        if p.is_file() and not p.name.startswith(".tmp-") and p.name != "manifest.json":
-            artifacts[str(p.relative_to(out))] = sha256_file(p)
+        rel = p.relative_to(out)
+        if p.is_file() and rel != Path("manifest.json") and not any(s.startswith(".tmp-") for s in rel.parts):
+            artifacts[rel.as_posix()] = sha256_file(p)  # smoke/*/manifest.json included
     cfg = asdict(config)
     write_json_atomic(out / "manifest.json", {"edgekd": __version__, "stage_seconds": timings,
                                               "config": cfg, "artifacts": artifacts})

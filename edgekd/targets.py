@@ -93,8 +93,8 @@ class TargetProfile:
         if self.cores < 1 or self.threads < 1 or self.threads > self.cores:
             raise bad(f"threads ({self.threads}) must be between 1 and cores ({self.cores})",
                       "set threads to at most the number of cores")
-        if not (self.clock_ghz > 0 and self.memory_mb > 0):
-            raise bad("clock_ghz and memory_mb must be positive", "fix the numbers in the profile")
+        if not (0 < self.clock_ghz < math.inf and 0 < self.memory_mb < math.inf):
+            raise bad("clock_ghz and memory_mb must be positive finite numbers", "fix the numbers in the profile")
         self._check_npu(bad)
         self._check_core(bad)
 
@@ -164,13 +164,16 @@ def parse_target(data: dict[str, Any], name: str, path: str = "") -> TargetProfi
     if extra:
         raise TargetError(f"target {name!r} ({path}): unknown budget key(s) {', '.join(extra)}",
                           f"use only {', '.join(sorted(budget_keys))}")
+    try:
+        budget = Budget(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+                           for k, v in data["budget"].items()})
+    except TargetError as e:  # name the file the bad budget is in
+        raise TargetError(f"target {name!r} ({path}): {e.cause}", e.fix) from None
     return TargetProfile(
         name=name, description=data["description"], arch=data["arch"], core=data["core"],
         clock_ghz=float(data["clock_ghz"]), cores=data["cores"], memory_mb=data["memory_mb"],
         threads=data.get("threads", data["cores"]), runtimes=tuple(data["runtimes"]),
-        precisions=tuple(data["precisions"]), emulation=data["emulation"],
-        budget=Budget(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
-                         for k, v in data["budget"].items()}),
+        precisions=tuple(data["precisions"]), emulation=data["emulation"], budget=budget,
         source=data.get("source", ""), path=path,
         npu=parse_npu(data["npu"], f"target {name!r} ({path})") if "npu" in data else None,
     )

@@ -23,8 +23,11 @@ def cached_teacher_logits(teacher: Any, teacher_id: str, data: Any, cache_dir: P
     key = content_key("teacher-logits", teacher_id, teacher.outputs, data.fingerprint(), split)
     path = Path(cache_dir) / "teacher-logits" / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
-        z = np.load(path, allow_pickle=False)
-        if z.shape == (len(x), data.num_classes):
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # a damaged cache entry is recomputed, never trusted
+            z = np.zeros(0)
+        if z.shape == (len(x), data.num_classes) and np.isfinite(z).all():
             say(f"teacher outputs ({split}): reused from cache ({path.name})")
             return z
     say(f"teacher outputs ({split}): computing on {len(x)} samples (once; cached)")

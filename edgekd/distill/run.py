@@ -28,6 +28,7 @@ class DistillJob:
     teachers: tuple[str, ...] = ()  # teacher files (empty: the built-in teacher)
     teacher_arch: str | None = None
     teacher_outputs: str = "auto"
+    trust_pickle: bool = False  # DANGEROUS: unpickle torch teacher files in full (runs any code they hold)
     class_maps: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (1-based teacher position, map)
     limit: int | None = None
     cache_dir: str | None = None
@@ -102,7 +103,7 @@ def _load(path: str, job: DistillJob) -> Any:
         return checkpoint_teacher(path)
     from ..models.teachers import load_teacher
 
-    return load_teacher(path, arch=job.teacher_arch, outputs=job.teacher_outputs)
+    return load_teacher(path, arch=job.teacher_arch, outputs=job.teacher_outputs, trust_pickle=job.trust_pickle)
 
 
 def _no_data(config: Any, cache: Path, say: Callable[[str], None]) -> tuple[Any, Any]:

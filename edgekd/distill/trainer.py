@@ -114,15 +114,12 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 if hints:
                     loss = loss + hints.loss(idx, xb, teacher_ran)
                 if not torch.isfinite(loss):
-                    first = int(step * config.batch_size)
-                    raise TrainingError(
-                        f"training diverged: loss is {float(loss.detach())} at epoch {epoch}, step {step + 1} "
-                        f"(batch of training samples in shuffled positions {first}..{first + len(idx) - 1})",
-                        "lower --lr or --temperature, or check the data and teacher outputs for extreme values")
+                    raise _diverged(f"loss is {float(loss.detach())}", epoch, step, idx)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                if config.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+                norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm or math.inf))
+                if not norm <= EXPLODING_GRAD_NORM:  # NaN/inf or exploding gradients (measured before clipping)
+                    raise _diverged(f"gradient norm is {norm:.3g} (limit {EXPLODING_GRAD_NORM:g})", epoch, step, idx)
                 opt.step()
                 sched.step()
                 running += float(loss.detach()) * len(idx)
@@ -150,6 +147,18 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     student.load_state_dict(best_state)
     student.eval()
     return TrainResult(student, best_acc, epoch, epoch < config.epochs, history)
+
+
+EXPLODING_GRAD_NORM = 1e6  # a total gradient norm above this (before clipping) means training has diverged
+
+
+def _diverged(what: str, epoch: int, step: int, idx: Any) -> TrainingError:
+    """The divergence guard's error: names the epoch, the step and the batch's training samples."""
+    rows = [int(i) for i in idx[:6]]
+    shown = ", ".join(map(str, rows)) + (", ..." if len(idx) > len(rows) else "")
+    return TrainingError(f"training diverged: {what} at epoch {epoch}, step {step + 1} (batch of {len(idx)} "
+                         f"training samples: rows {shown} of the training split)",
+                         "lower --lr or --temperature, or check the data and teacher outputs for extreme values")
 
 
 def _check_teacher_inputs(config: DistillConfig, data: Any, teacher_logits: np.ndarray | None,

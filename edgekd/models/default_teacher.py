@@ -49,8 +49,7 @@ def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
     else:
         key = content_key("teacher", data.fingerprint(), spec.as_dict(), config.as_dict())
         path = Path(cache_dir) / "teachers" / f"{spec.name}-{key}.pt"
-        if path.is_file():
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        if path.is_file() and _load_cached(model, path, say):
             origin = f"cached {path}"
         else:
             say(f"training the default teacher {spec.name} on {data.spec} (first use; cached afterwards)")
@@ -62,6 +61,18 @@ def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
     teacher.outputs = "logits"
     return teacher, {"spec": spec.as_dict(), "origin": origin, "training": config.as_dict(),
                      "weights_sha256": state_dict_sha256(model)}
+
+
+def _load_cached(model: Any, path: Path, say: Callable[[str], None]) -> bool:
+    """Load cached teacher weights; a damaged cache file (truncated, corrupt) is reported and retrained."""
+    import torch
+
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return True
+    except Exception as e:  # a cache entry is never trusted over retraining
+        say(f"cached teacher {path} is unreadable ({type(e).__name__}); training it again")
+        return False
 
 
 def state_dict_sha256(model: Any) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, OutputError
-from ..fsio import atomic_path, sha256_file
+from ..fsio import atomic_path, ensure_dir, sha256_file, write_error
 
 RUNNER = Path(__file__).with_name("run_smoke.py")
 PI_LINES = ("tar -xzf {name}.tar.gz", "python3 -m pip install numpy ai-edge-litert   # or onnxruntime for .onnx",
@@ -32,7 +32,6 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
                 labels: np.ndarray | None = None, precision: str | None = None) -> Path:
     """Write the bundle for ``model_path`` (.tflite or .onnx) into ``out_dir`` (replaced when it exists) and
     ``out_dir.tar.gz``; ``x`` are channels-first float samples as the host runtimes take them."""
-    from .. import __version__
     from ..emu.run import RUNTIMES, _host_reference
 
     model = Path(model_path)
@@ -46,8 +45,24 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder", "pass a new folder for --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out.parent)
+    try:
+        _stage_bundle(model, runtime, target, out, feeds, raw, labels, x, out_quant, prec)
+    except OSError as e:  # no space left, read-only: one clear line; the staging folder is already removed
+        raise write_error(e, out) or e from None
+    with atomic_path(out.parent / f"{out.name}.tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
+        tar.add(out, arcname=out.name, filter=_plain)
+    return out
+
+
+def _stage_bundle(model: Path, runtime: str, target: Any, out: Path, feeds: np.ndarray, raw: np.ndarray,
+                  labels: np.ndarray | None, x: np.ndarray, out_quant: Any, prec: str) -> None:
+    """Write the bundle into a temporary folder beside ``out`` and swap it in; an existing ``out`` is replaced
+    only once the new one is complete (it is kept when anything fails before)."""
+    from .. import __version__
+
     stage = Path(tempfile.mkdtemp(prefix=f".tmp-{out.name}-", dir=out.parent))
+    old = out.parent / f".tmp-{out.name}-old"
     try:
         shutil.copy2(model, stage / f"model{model.suffix}")
         shutil.copy2(RUNNER, stage / RUNNER.name)
@@ -66,14 +81,18 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
                     "files": files, "source_model": str(model), "source_sha256": sha256_file(model),
                     "made_by": {"edgekd": __version__, "python": sys.version.split()[0], **_versions()}}
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        shutil.rmtree(old, ignore_errors=True)
         if out.exists():
-            shutil.rmtree(out)
-        stage.rename(out)
+            out.rename(old)
+        try:
+            stage.rename(out)
+        except BaseException:
+            if old.exists() and not out.exists():
+                old.rename(out)  # put the earlier bundle back
+            raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-    with atomic_path(out.parent / f"{out.name}.tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
-        tar.add(out, arcname=out.name, filter=_plain)
-    return out
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:

@@ -26,13 +26,49 @@ def sha256(path):
     return h.hexdigest()
 
 
-def verify(bundle, manifest):
+REQUIRED_FILES = ("inputs.npy", "reference_outputs.npy", "expected.json")
+HEX = frozenset("0123456789abcdef")
+
+
+def plain_name(name):
+    """A file directly in the bundle folder: no directory part, nothing like '..' or an absolute path."""
+    return isinstance(name, str) and name not in ("", ".", "..") and "/" not in name and "\\" not in name
+
+
+def check_manifest(manifest):
+    """What is wrong with the manifest itself (sentences); [] when it can be trusted to check the bundle."""
+    if not isinstance(manifest, dict):
+        return ["manifest: manifest.json holds a JSON %s, not an object" % type(manifest).__name__]
+    files, model = manifest.get("files"), manifest.get("model")
+    if not isinstance(files, dict) or not files:
+        return ["manifest: 'files' (each file's sha256) is missing or empty, so nothing can be checked"]
     problems = []
-    for name, digest in sorted(manifest.get("files", {}).items()):
+    for name, digest in sorted(files.items(), key=lambda kv: str(kv[0])):
+        if not plain_name(name):
+            problems.append("integrity: manifest names a file outside the bundle: %r" % (name,))
+        elif not (isinstance(digest, str) and len(digest) == 64 and set(digest) <= HEX):
+            problems.append("manifest: the sha256 recorded for %s is malformed" % name)
+    if not (plain_name(model) and model.endswith((".onnx", ".tflite")) and model in files):
+        problems.append("manifest: 'model' must name the bundle's .onnx or .tflite file listed in 'files', got %r"
+                        % (model,))
+    problems += ["manifest: %s is not listed in 'files'" % name for name in REQUIRED_FILES if name not in files]
+    threads = manifest.get("threads", 1)
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
+        problems.append("manifest: 'threads' must be an integer from 1 to 1024, got %r" % (threads,))
+    budget = manifest.get("budget_p90_ms")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or not budget > 0
+                               or budget == float("inf")):
+        problems.append("manifest: 'budget_p90_ms' must be a positive number or null, got %r" % (budget,))
+    return problems
+
+
+def verify(bundle, manifest):
+    problems = check_manifest(manifest)
+    if problems:
+        return problems
+    for name, digest in sorted(manifest["files"].items()):
         path = os.path.join(bundle, name)
-        if os.path.normpath(name).startswith("..") or os.path.isabs(name):
-            problems.append("integrity: manifest names a file outside the bundle: %s" % name)
-        elif not os.path.isfile(path):
+        if not os.path.isfile(path):
             problems.append("integrity: %s is missing" % name)
         elif sha256(path) != digest:
             problems.append("integrity: %s has changed (sha256 differs from the manifest)" % name)
@@ -119,8 +155,12 @@ def main(argv=None):
 
 
 def run(bundle, args, result):
-    with open(os.path.join(bundle, "manifest.json")) as f:
-        manifest = json.load(f)
+    try:
+        with open(os.path.join(bundle, "manifest.json"), encoding="utf-8") as f:
+            manifest = json.load(f)
+    except (OSError, ValueError) as e:  # missing, unreadable, truncated or not JSON (ValueError: decode errors too)
+        result["reasons"].append("manifest: manifest.json cannot be read as JSON (%s)" % str(e).splitlines()[0][:120])
+        return "FAIL"
     problems = verify(bundle, manifest)
     if problems:
         result["reasons"] += problems
