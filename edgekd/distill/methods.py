@@ -190,6 +190,11 @@ def run_self_checkpoint(ctx: MethodContext) -> Any:
     if ctx.teacher is None or ctx.teacher.module is None or ctx.teacher.kind != "checkpoint":
         raise ConfigError("self-ckpt distils a student from its own earlier checkpoint",
                           "pass --teacher DIR/student.json written by `edgekd distill` for this student size")
+    was = getattr(ctx.teacher, "spec", {}) or {}
+    if (was.get("family"), was.get("width"), was.get("depth")) != (ctx.spec.family, ctx.spec.width, ctx.spec.depth):
+        raise ConfigError(f"self-ckpt needs a checkpoint of the same student: {ctx.teacher.name} is "
+                          f"{was.get('family')} w{was.get('width')} d{was.get('depth')}, the student is {ctx.spec.name}",
+                          "pass the checkpoint of this student size, or use --method born-again / kd")
     model = copy.deepcopy(ctx.teacher.module)
     for p in model.parameters():
         p.requires_grad_(True)

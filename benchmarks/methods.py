@@ -1,0 +1,165 @@
+"""Distillation methods side by side (issue 8): student alone, KD, and each method, same epoch budget.
+
+    .venv/bin/python benchmarks/methods.py [--limit 6000] [--epochs 3] [--seeds 0 1 2] [--width 0.5]
+                                           [--only NAME ...] [--no-record]
+
+Fashion-MNIST (a stratified subset of --limit training samples, val/test shrunk in proportion, data split
+seed 0), edgekd's shipped teacher, student convnet at --width (depth 1). The training seed varies. For every
+run: test accuracy of the torch student, and of its int8 export (ONNX -> onnxruntime static QDQ int8, MinMax
+per-channel, edgekd's own export path). Fraction of the gap recovered = (acc − alone) / (teacher − alone).
+Cross-modal runs on paired:lowres (student sees 14×14, teacher 28×28) against its own 14×14 student alone.
+Multi-teacher uses the built-in teacher plus a second teacher (convnet w1 d2 trained alone here, then exported
+to ONNX, so the mix really is torch + ONNX). Data-free trains on DeepInversion inputs only (no real sample).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+from _results import RESULTS, record  # noqa: E402
+
+from edgekd.cache import default_cache_dir  # noqa: E402
+from edgekd.data import load_dataset  # noqa: E402
+from edgekd.distill.config import DistillConfig  # noqa: E402
+from edgekd.distill.methods import METHODS, MethodContext  # noqa: E402
+from edgekd.models.default_teacher import default_teacher  # noqa: E402
+from edgekd.models.students import StudentSpec  # noqa: E402
+from edgekd.stages import accuracy_of, export_student, quantize_student  # noqa: E402
+
+RUNS = {  # name -> (method, DistillConfig overrides)
+    "student alone": ("kd", {"loss": "ce", "alpha": 0.0}),
+    "KD (hinton)": ("kd", {}),
+    "DKD": ("kd", {"loss": "dkd", "temperature": 4.0}),
+    "LSKD": ("kd", {"loss": "lskd"}),
+    "DKD+LS": ("kd", {"loss": "dkd_ls", "temperature": 4.0}),
+    "feature mse (auto pairs)": ("feature", {"hints": (("auto", "auto"),), "feature_loss": "mse"}),
+    "feature AT (auto pairs)": ("feature", {"hints": (("auto", "auto"),), "feature_loss": "at"}),
+    "QAT + KD": ("qat", {}),
+    "QAT alone": ("qat", {"loss": "ce", "alpha": 0.0}),
+    "multi-teacher (torch+onnx, confidence)": ("multi-teacher", {"teacher_weighting": "confidence"}),
+    "mutual (2 peers)": ("mutual", {}),
+    "born-again (1 generation)": ("born-again", {"generations": 1}),
+    "data-free (DeepInversion)": ("data-free", {"synthetic_samples": 1024, "inversion_steps": 60}),
+    "cross-modal alone (14x14)": ("kd", {"loss": "ce", "alpha": 0.0}),
+    "cross-modal KD (teacher 28x28)": ("cross-modal", {}),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--limit", type=int, default=6000)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--from-partial", action="store_true",
+                    help="record the methods finished by an interrupted run (results/methods.partial.json)")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    cache = default_cache_dir()
+    data = load_dataset("fashion-mnist", seed=0, limit=args.limit)
+    paired = load_dataset("paired:lowres:fashion-mnist", seed=0, limit=args.limit)
+    teacher, info = default_teacher(data, cache)
+    if args.from_partial:
+        results = json.loads((RESULTS / "methods.partial.json").read_text())
+        _finish(results, accuracy_of(teacher.logits(data.x_test), data.y_test), teacher, paired, info, args)
+        return
+    teacher_acc = accuracy_of(teacher.logits(data.x_test), data.y_test)
+    z = teacher.logits(data.x_train)
+    second = _second_teacher(data, args) if _wanted("multi-teacher (torch+onnx, confidence)", args) else None
+    partial = RESULTS / "methods.partial.json"
+    results: dict[str, dict] = {}
+    for name, (method, over) in RUNS.items():
+        if not _wanted(name, args):
+            continue
+        d = paired if name.startswith("cross-modal") else data
+        spec = StudentSpec("convnet", args.width, 1, d.input_shape, d.num_classes)
+        runs = []
+        for seed in args.seeds:
+            cfg = replace(DistillConfig(epochs=args.epochs, patience=args.epochs, seed=seed,
+                                        batch_size=args.batch_size), method=method, **over)
+            t0 = time.perf_counter()
+            ctx = MethodContext(d, spec, cfg, teacher=teacher, teacher_logits=z if method in ("kd", "qat") and
+                                cfg.loss != "ce" and d is data else None,
+                                teachers=(teacher, second) if method == "multi-teacher" else ())
+            res = METHODS.get(method).run(ctx)
+            secs = time.perf_counter() - t0
+            acc = accuracy_of(_torch_logits(res.model, d.x_test), d.y_test)
+            int8 = _int8_accuracy(res.model, d)
+            runs.append({"seed": seed, "test_accuracy": acc, "int8_accuracy": int8, "train_seconds": secs})
+            print(f"{name:40s} seed {seed}: fp32 {acc:.4f}  int8 {int8:.4f}  ({secs:.0f}s)", flush=True)
+        accs = [r["test_accuracy"] for r in runs]
+        i8 = [r["int8_accuracy"] for r in runs]
+        results[name] = {"method": method, "overrides": {k: v for k, v in over.items()}, "runs": runs,
+                         "mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                         "int8_mean": statistics.mean(i8), "int8_std": statistics.stdev(i8) if len(i8) > 1 else 0.0}
+        partial.write_text(json.dumps(results, indent=2, default=str))
+    _finish(results, teacher_acc, teacher, paired, info, args)
+
+
+def _wanted(name: str, args: argparse.Namespace) -> bool:
+    return args.only is None or any(o.lower() in name.lower() for o in args.only)
+
+
+def _torch_logits(model, x):
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(torch.from_numpy(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
+
+
+def _int8_accuracy(model, data) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_student(model, data, Path(tmp) / "m.onnx")
+        return quantize_student(fp32, data, Path(tmp) / "m_int8.onnx").accuracy
+
+
+def _second_teacher(data, args):
+    """A different second teacher: convnet w1 d2 trained alone for 2*epochs, exported to ONNX (run in ORT)."""
+    from edgekd.distill.trainer import train
+    from edgekd.models.students import build_student
+    from edgekd.models.teachers import load_teacher
+
+    torch.manual_seed(123)
+    m = build_student(StudentSpec("convnet", 1.0, 2, data.input_shape, data.num_classes))
+    m = train(m, data, DistillConfig(loss="ce", alpha=0.0, epochs=2 * args.epochs, patience=9, seed=123)).model
+    path = Path(tempfile.mkdtemp()) / "second_teacher.onnx"
+    export_student(m, data, path)
+    t = load_teacher(path)
+    print(f"second teacher (convnet w1 d2, ONNX): test acc {accuracy_of(t.logits(data.x_test), data.y_test):.4f}")
+    return t
+
+
+def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
+    alone = results.get("student alone", {}).get("mean")
+    t_paired = accuracy_of(teacher.logits(paired.teacher_view.x_test), paired.y_test)
+    alone_x = results.get("cross-modal alone (14x14)", {}).get("mean")
+    for name, r in results.items():
+        base, top = (alone_x, t_paired) if name.startswith("cross-modal") else (alone, teacher_acc)
+        r["gap_recovered"] = (r["mean"] - base) / (top - base) if base is not None and top > base else None
+    fmt = lambda n, r: (f"{n} {r['mean']:.4f} ± {r['std']:.4f} (int8 {r['int8_mean']:.4f}"  # noqa: E731
+                        + (f", gap {r['gap_recovered']:+.0%}" if r["gap_recovered"] is not None else "") + ")")
+    summary = (f"Fashion-MNIST subset (limit {args.limit}: {len(paired.x_train)} train / {len(paired.x_test)} test), "
+               f"convnet w{args.width:g} d1, {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}, teacher {teacher_acc:.4f}: "
+               + "; ".join(fmt(n, r) for n, r in results.items()))
+    cmd = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
+    print(summary)
+    if not args.no_record:
+        record("methods", {"teacher_accuracy": teacher_acc, "teacher": info["origin"], "limit": args.limit,
+                           "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds, "width": args.width,
+                           "results": results}, summary, cmd.strip())
+
+
+if __name__ == "__main__":
+    main()
