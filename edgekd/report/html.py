@@ -23,7 +23,7 @@ tr.chosen td{background:#fff8c5}.ok{color:#1a7f37;font-weight:bold}.bad{color:#c
 .warn{border-left:4px solid #c62828;background:#fff5f5;padding:6px 10px;margin:.4em 0}code,pre{font-family:
 monospace;font-size:.9em}pre{background:#f6f8fa;padding:10px;overflow-x:auto;white-space:pre-wrap}
 .plots{display:flex;flex-wrap:wrap;gap:24px}.swatch{display:inline-block;width:12px;height:12px;
-vertical-align:middle;margin:0 4px 0 12px}svg.plot{max-width:100%;height:auto}td.l code{overflow-wrap:anywhere}
+vertical-align:middle;margin:0 4px 0 12px}svg.plot{max-width:100%;height:auto}code.long{overflow-wrap:anywhere}
 """
 CHOSEN = ' class="chosen"'
 

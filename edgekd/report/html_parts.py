@@ -94,7 +94,7 @@ def _npu(r: dict[str, Any]) -> str:
         top = sorted((x for x in pick["npu"]["layers"] if x["target"] == "NPU"), key=lambda x: -x["cycles"])[:8]
         layers = (f"<h3>Costliest layers of <code>{escape(pick['name'])}</code> on the NPU (Vela's estimate)</h3>"
                   "<table><tr><th class=\"l\">layer</th><th class=\"l\">op</th><th>cycles</th><th>MACs</th></tr>"
-                  + "".join(f"<tr><td class=\"l\"><code>{escape(str(x['name']))}</code></td><td class=\"l\">"
+                  + "".join(f"<tr><td class=\"l\"><code class=\"long\">{escape(str(x['name']))}</code></td><td class=\"l\">"
                             f"{escape(str(x['op']))} ({escape(str(x['tflite_op'] or '?'))})</td><td>{x['cycles']:,}"
                             f"</td><td>{x['macs']:,}</td></tr>" for x in top) + "</table>")
     return (f"<h2>NPU estimate: {escape(str(n0['accelerator']))} @ {n0['clock_mhz']:g} MHz (Arm Vela "
@@ -116,14 +116,14 @@ def ops_section(r: dict[str, Any]) -> str:
         return head + f"<p class=\"warn\">No operator profile: {escape(str(prof['error']))}</p>"
     name = escape(str(prof.get("candidate") or (row or {}).get("name", "")))
     label = (f"<p>Profile of <code>{name}</code>: {escape(str(prof.get('artifact_kind', '')))} "
-             f"(<code>{escape(str(prof.get('artifact', '')))}</code>), in {escape(str(prof['profiled_runtime']))} on "
+             f"(<code class=\"long\">{escape(str(prof.get('artifact', '')))}</code>), in {escape(str(prof['profiled_runtime']))} on "
              f"{escape(str(prof.get('where', '')))}.</p>\n")
     if not prof.get("is_deployed_artifact", True):
         label += f"<p class=\"warn\">{escape(str(prof.get('note', '')))}.</p>\n"
     if row and not str(row.get("latency_source", "")).startswith("measured on host CPU ("):
         label += ("<p class=\"warn\">These times are this host's x86 CPU, not the target device; the ranking of "
                   "operators is a hint, the device's own costs are in the estimate sections above.</p>\n")
-    ops = "".join(f"<tr><td class=\"l\"><code>{escape(str(o['node']))}</code></td><td class=\"l\">"
+    ops = "".join(f"<tr><td class=\"l\"><code class=\"long\">{escape(str(o['node']))}</code></td><td class=\"l\">"
                   f"{escape(str(o['op_type']))}</td><td>{o['calls']}</td><td>{o.get('median_us', o['mean_us']):.2f}"
                   f"</td><td>{o['mean_us']:.2f}</td><td>{o['total_us']:.0f}</td>"
                   f"<td>{100 * o['share']:.1f}%</td></tr>" for o in prof["ops"])
