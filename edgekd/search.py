@@ -8,9 +8,10 @@ each deployable int8 artifact and run in the target's own backend (emulated ARM 
 fitted estimator, or a host measurement); every candidate's latency is interpolated linearly in MACs between
 the two probes (per runtime, the fastest runtime counts). A candidate is skipped only when it *cannot* fit:
 its size over the size budget, its activations over the NPU's SRAM, or even the low end of its latency
-estimate's error band over the p90 budget. Of the survivors at most ``max_candidates`` are trained (spread
-evenly over the MAC range, the largest always included), and the most expensive are dropped while the
-estimated training time exceeds ``time_budget_s``. Every skipped candidate keeps its reason for the report.
+estimate's error band over the p90 budget. Of the survivors at most ``max_candidates`` are trained: with a
+training-time budget, the largest that fit it together (larger students are the accurate ones; the cheapest is
+trained even if nothing fits); without one, an even spread over the MAC range. Every skipped candidate keeps its
+reason for the report.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class CandidateCost:
     macs: int
     int8_size_mb: float  # estimate: one byte per weight + framing
     peak_activation_kib: float  # int8: the largest (input + output) of one layer, batch 1
-    train_step_s: float  # one training step at the build's batch size, measured here
+    train_step_s: float  # one training step at the build's batch size: CPU time here / torch threads
     est_train_s: float  # train_step_s x steps per epoch x epochs
     latency_ms: float | None = None  # estimated p90 on the target (interpolated from the probes)
     latency_low_ms: float | None = None  # low end of the estimate's band
@@ -92,17 +93,19 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
 
 
 def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any) -> float:
+    """One training step's cost on this machine when it is not loaded: CPU time / torch threads (wall time on a
+    shared machine would say more about the other jobs than about the candidate)."""
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     x = torch.randn((batch, *input_shape))
     y = torch.randint(0, classes, (batch,))
     times = []
     for _ in range(5):
-        t0 = time.perf_counter()
+        t0 = time.process_time()
         opt.zero_grad()
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
-        times.append(time.perf_counter() - t0)
+        times.append((time.process_time() - t0) / max(1, torch.get_num_threads()))
     return float(min(times[2:]))  # the first steps pay one-off allocation and kernel selection
 
 
@@ -152,17 +155,23 @@ def decide(costs: list[CandidateCost], budget: Any, sram_kib: float | None, max_
         out.append(_replace(c, decision="skip" if reasons else "train", reasons=tuple(reasons)))
     survivors = sorted((c for c in out if c.decision == "train"), key=lambda c: c.macs)
     dropped: dict[str, str] = {}
-    keep = _spread(survivors, max_candidates)
-    while time_budget_s is not None and len(keep) > 1 and \
-            sum(c.est_train_s for c in survivors if c.name in keep) > time_budget_s:
-        worst = max((c for c in survivors if c.name in keep), key=lambda c: c.est_train_s)
-        dropped[worst.name] = (f"training would take ~{worst.est_train_s:.0f} s; with it the candidates exceed "
-                               f"--time-budget {time_budget_s:g} s")
-        survivors = [c for c in survivors if c.name != worst.name]
+    if time_budget_s is None:
         keep = _spread(survivors, max_candidates)
+    else:  # the largest candidates that fit the time budget together (larger students are the accurate ones)
+        keep, total = set(), 0.0
+        for c in reversed(survivors):
+            if len(keep) < max_candidates and total + c.est_train_s <= time_budget_s:
+                keep.add(c.name)
+                total += c.est_train_s
+            elif len(keep) < max_candidates:
+                dropped[c.name] = (f"training would take ~{c.est_train_s:.0f} s; with it the candidates exceed "
+                                   f"--time-budget {time_budget_s:g} s")
+        if not keep and survivors:  # train at least the cheapest one, even over the budget
+            keep.add(survivors[0].name)
+            dropped.pop(survivors[0].name, None)
     for c in survivors:
-        if c.name not in keep:
-            dropped[c.name] = f"beyond --max-candidates {max_candidates} (an even spread of sizes is trained)"
+        if c.name not in keep and c.name not in dropped:
+            dropped[c.name] = f"beyond --max-candidates {max_candidates}"
     return [_replace(c, decision="skip", reasons=(dropped[c.name],)) if c.name in dropped else c for c in out]
 
 
