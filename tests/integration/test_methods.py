@@ -205,7 +205,7 @@ def test_cli_data_none_is_data_free_and_says_so(tmp_path, cli_env):
 def test_torchrun_two_ranks_stay_in_sync(teacher_file, tmp_path, cli_env):
     torchrun = Path(sys.executable).parent / "torchrun"
     script = Path(__file__).with_name("ddp_probe.py")
-    out = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", "0", str(script),
+    out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script),
                           str(teacher_file), str(tmp_path)], capture_output=True, text=True, env=cli_env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
