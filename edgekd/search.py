@@ -38,7 +38,7 @@ class CandidateCost:
     macs: int
     int8_size_mb: float  # estimate: one byte per weight + framing
     peak_activation_kib: float  # int8: the largest (input + output) of one layer, batch 1
-    train_step_s: float  # one training step at the build's batch size: CPU time here / torch threads
+    train_step_s: float  # one training step at the build's batch size: 1-thread CPU time here / torch threads
     est_train_s: float  # train_step_s x steps per epoch x epochs
     latency_ms: float | None = None  # estimated p90 on the target (interpolated from the probes)
     latency_low_ms: float | None = None  # low end of the estimate's band
@@ -58,6 +58,8 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
     from .models.students import build_student
 
     out = []
+    if specs:  # torch's first training steps in a process pay thread-pool and allocator start-up: not a candidate's
+        _train_step_seconds(build_student(specs[0]), specs[0].input_shape, specs[0].num_classes, batch_size, torch)
     for spec in specs:
         model = build_student(spec)
         params, macs = count_params(model), count_macs(model, spec.input_shape)
@@ -93,20 +95,26 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
 
 
 def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any) -> float:
-    """One training step's cost on this machine when it is not loaded: CPU time / torch threads (wall time on a
-    shared machine would say more about the other jobs than about the candidate)."""
+    """One training step's cost on this machine when it is not loaded: the step's CPU time on one torch thread,
+    divided by the threads training will use. (Wall time on a shared machine says more about the other jobs than
+    about the candidate, and with several threads idle ones spin and inflate CPU time.)"""
+    threads = torch.get_num_threads()
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.0)
     x = torch.randn((batch, *input_shape))
     y = torch.randint(0, classes, (batch,))
     times = []
-    for _ in range(5):
-        t0 = time.process_time()
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-        times.append((time.process_time() - t0) / max(1, torch.get_num_threads()))
-    return float(min(times[2:]))  # the first steps pay one-off allocation and kernel selection
+    torch.set_num_threads(1)
+    try:
+        for _ in range(5):
+            t0 = time.process_time()
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+            times.append(time.process_time() - t0)
+    finally:
+        torch.set_num_threads(threads)
+    return float(min(times[2:])) / max(1, threads)  # the first steps pay allocation and kernel selection
 
 
 def interpolate(costs: list[CandidateCost], probes: dict[str, dict[str, tuple[float, float]]]) -> list[CandidateCost]:
