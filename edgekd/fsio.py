@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import OutputError
+from .errors import EdgeKDError, OutputError
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -55,19 +55,23 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp_path, final)
     except BaseException as e:
-        full = isinstance(e, Exception) and not isinstance(e, OutputError) and _nearly_full(final.parent)
+        plain = isinstance(e, Exception) and not isinstance(e, (OSError, EdgeKDError))  # ours already say why
+        full = plain and _nearly_full(final.parent)
+        capped = plain and _at_size_limit(tmp_path)
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         err = write_error(e, final) if isinstance(e, OSError) else None
-        if err is None and full:  # e.g. torch.save's "unexpected pos" when the disk fills up mid-write
-            err = OutputError(f"the disk holding {final.parent} is full: {final.name} could not be written "
+        if err is None and (full or capped):  # e.g. torch.save's "unexpected pos" when a write is cut short
+            why = f"the disk holding {final.parent} is full" if full else "the file size limit (ulimit -f) was reached"
+            err = OutputError(f"{why}: {final.name} could not be written "
                               f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})", _FULL_FIX)
         if err is not None:
             raise err from None
         raise
 
 
-_FULL_FIX = "free space there or choose another --out; finished artifacts are kept, re-run the command to resume"
+_FULL_FIX = ("free space (or raise the file size limit) or write elsewhere (--out, --cache-dir); finished artifacts "
+             "are kept, re-run the command to resume")
 _NO_SPACE = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 _NOT_WRITABLE = {errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -76,13 +80,24 @@ def write_error(e: OSError, final: str | Path) -> OutputError | None:
     """An OutputError naming ``final`` when ``e`` is about writing it (no space, file too large, read-only or
     forbidden location); None when ``e`` is some other failure."""
     final = Path(final)
-    where = e.filename or final
+    where = e.filename2 or e.filename or final  # copies name the source first, the destination second
     if e.errno in _NO_SPACE:
         what = "the file size limit was reached" if e.errno == errno.EFBIG else "no space is left on the device"
         return OutputError(f"cannot write {final} ({what}: {e.strerror}, while writing {where})", _FULL_FIX)
-    if e.errno in _NOT_WRITABLE and (e.filename is None or Path(e.filename).parent == final.parent):
+    if e.errno in _NOT_WRITABLE and (e.filename is None or Path(str(where)).parent == final.parent):
         return OutputError(f"cannot write {final} ({e.strerror})", "choose a writable location with --out")
     return None
+
+
+def _at_size_limit(path: Path) -> bool:
+    """True when the process has a file size limit (RLIMIT_FSIZE) and ``path`` has grown to it."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        return soft != resource.RLIM_INFINITY and path.stat().st_size >= soft
+    except (OSError, ValueError, ImportError):
+        return False
 
 
 def _nearly_full(directory: Path, slack: int = 1 << 20) -> bool:

@@ -108,7 +108,7 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     for i, spec in enumerate(chosen, 1):
         cdir = ensure_dir(out / "candidates" / spec.name)
         say(f"[{i}/{len(chosen)}] {spec.name}: distilling")
-        candidates += candidate(ctx, spec, cdir, lambda stage: _timed(timings, stage, say), say)
+        candidates += candidate(ctx, spec, cdir, lambda stage: _timed(timings, stage, say, _started(stage)), say)
 
     if target.emulation == "qemu-user" and candidates:
         arm_estimates(ctx, candidates, out, lambda stage: _timed(timings, stage, say), say)
@@ -257,6 +257,11 @@ def _write_manifest(out: Path, config: BuildConfig, timings, candidates, paths) 
     cfg = asdict(config)
     write_json_atomic(out / "manifest.json", {"edgekd": __version__, "stage_seconds": timings,
                                               "config": cfg, "artifacts": artifacts})
+
+
+def _started(stage: str) -> str | None:
+    """The progress line a candidate stage prints as it starts (distill has its own: "NAME: distilling")."""
+    return None if stage == "distill" else f"    {stage}: started"
 
 
 class _timed:

@@ -255,7 +255,7 @@ def _refuse_pt2_pickles(p: Path, names: list[str]) -> None:
                     if not isinstance(entry, dict) or entry.get("use_pickle") or \
                             path_name.startswith(("custom_obj", "opaque_obj")):
                         raise refuse(name, f"entry {path_name or entry!r} is stored as a pickle")
-            elif base.endswith((".pt", ".pkl")):  # sample inputs, legacy state dicts/constants: tensors only
+            elif base.endswith(".pt"):  # sample inputs, legacy state dicts/constants: tensors only
                 try:
                     torch.load(_io.BytesIO(zf.read(name)), map_location="cpu", weights_only=True)
                 except Exception:

@@ -171,6 +171,14 @@ def _quantize_static(model_in: Path, q_path: Path, reader: _ArrayReader, config:
                             per_channel=config.per_channel, activation_type=QuantType.QInt8,
                             weight_type=QuantType.QInt8,
                             calibrate_method=getattr(CalibrationMethod, METHODS[config.method]))
+    except OSError as e:  # no space left / file size limit while writing its temporary models
+        from ..fsio import write_error
+
+        err = write_error(e, q_path)
+        if err is None:
+            raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {_first_line(e)})",
+                              "check the fp32 model") from None
+        raise err from None
     except Exception as e:
         raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {_first_line(e)})",
                           "try another calibration method, per_channel=False, or check the fp32 model") from None

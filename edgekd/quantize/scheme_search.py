@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import EdgeKDError, ExportError
+from ..errors import EdgeKDError, ExportError, OutputError
 from ..fsio import atomic_path, sha256_file
 from ..records import ExportedModel
 from .ort_int8 import OrtInt8Config, quantize_onnx_int8
@@ -48,6 +48,8 @@ def choose_ort_int8(fp32: ExportedModel, data: Any, out_path: str | Path,
             calib = data.calibration_samples(min(cfg.calibration_samples, len(data.x_train)), seed=0)
             try:
                 q = quantize_onnx_int8(fp32, calib, cand_path, cfg)
+            except OutputError:  # a full disk fails every scheme alike: say so, once
+                raise
             except EdgeKDError as e:
                 tried.append({"scheme": scheme_name(cfg), "error": str(e)})
                 continue
