@@ -7,6 +7,9 @@ import numpy as np
 from ..errors import DataError
 
 
+MAX_CLASSES = 10_000  # labels are class indices 0..K-1; more classes than this is a data error, not a classifier
+
+
 def check_x(x: object, source: str, name: str = "x") -> np.ndarray:
     """Samples must be numeric N×C×H×W (images), N×C×L (sequences) or N×F (features), non-empty and finite. Floats become float32;
     integer arrays are kept (uint8 is scaled by 1/255 later, see ``to_float32``)."""
@@ -58,6 +61,9 @@ def check_y(y: object, n: int, source: str, name: str = "y") -> np.ndarray:
                 f"{source}: {name} holds {int(bad.sum())} non-integer labels (e.g. {float(y[bad][0])!r})",
                 "store integer class indices 0..K-1",
             )
+        if len(y) and float(np.abs(y).max()) > MAX_CLASSES:  # would also overflow int64 beyond 2**63
+            raise DataError(f"{source}: {name} holds label {float(y[np.abs(y).argmax()]):g}, not a class index",
+                            f"store class indices 0..K-1 (K at most {MAX_CLASSES})")
     elif y.dtype.kind not in "iu":
         raise DataError(
             f"{source}: {name} has dtype {y.dtype}, not integer labels", "store integer class indices 0..K-1"
@@ -84,6 +90,9 @@ def count_classes(y: np.ndarray, y_test: np.ndarray | None, names: tuple[str, ..
         num_classes = len(names)
     else:
         num_classes = top + 1
+    if num_classes > MAX_CLASSES:  # e.g. raw ids instead of indices: a student with that many outputs is no use
+        raise DataError(f"{source}: label {top} would make {num_classes} classes (at most {MAX_CLASSES})",
+                        "re-number the labels as class indices 0..K-1, e.g. np.unique(y, return_inverse=True)[1]")
     present = np.unique(y)
     if len(present) < 2:
         raise DataError(

@@ -69,7 +69,7 @@ def parse_spec(spec: str) -> tuple[str, str]:
         fix = f"use one of: {valid_specs()}"
         if text.endswith(".npz"):
             fix = f"write npz:{text}"
-        elif Path(text).expanduser().is_dir():
+        elif _is_dir(text):
             fix = f"write folder:{text} (class sub-folders) or idx:{text} (IDX files)"
         raise DataError(f"unknown data spec {spec!r}", fix)
     scheme = SCHEMES.get(kind)
@@ -85,9 +85,20 @@ def load_raw(spec: str) -> RawData:
     return SCHEMES.get(kind).load(arg)
 
 
+def _is_dir(text: str) -> bool:
+    try:
+        return Path(text).expanduser().is_dir()
+    except (ValueError, RuntimeError, OSError):  # a NUL byte, an unknown ~user, a name too long
+        return False
+
+
 def _existing(arg: str, what: str, usage: str, want_dir: bool) -> Path:
-    path = Path(arg).expanduser()
-    if not path.exists():
+    try:
+        path = Path(arg).expanduser()
+        exists = path.exists()
+    except (ValueError, RuntimeError, OSError) as e:
+        raise DataError(f"{what} {arg!r} is not a usable path ({e})", f"check the path in {usage}") from None
+    if not exists:
         raise DataError(f"{what} {path} does not exist", f"check the path in {usage}")
     if want_dir and not path.is_dir():
         raise DataError(f"{what} {path} is not a directory", f"pass a directory to {usage}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,12 @@ def _pct(x: float | None) -> str:
 
 def to_markdown(r: dict[str, Any]) -> str:
     b = r["budget"]
-    lines = [f"# edgekd report: {r['target']}", "", f"*{r['target_description']}*", ""]
+    lines = [f"# edgekd report: {r['target']}", "", f"*{_one_line(r['target_description'])}*", ""]
     if r["selected"]:
         lines += [f"**Chosen student: `{r['selected']}`** — {r['selection']['reason']}.", ""]
     else:
         lines += [f"**No student meets the budget.** Closest: `{r['selection']['closest']}`.", ""]
-    lines += [f"> {r['latency_note']}", ""]
+    lines += [f"> {_one_line(r['latency_note'])}", ""]
     lines += ["## Budget", "", "| p90 latency | peak memory | model size | least accuracy | max int8 accuracy drop |",
               "|---|---|---|---|---|",
               f"| {_num(b['p90_latency_ms'], ' ms')} | {_num(b['peak_memory_mb'], ' MB')} | "
@@ -88,9 +89,16 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items())
               + f"; benchmark threads {r.get('threads', 'n/a')}, seed {d['seed']}.", "",
               "Stage wall time: " + ", ".join(f"{k} {v:.1f}s" for k, v in r["stage_seconds"].items())
-              + f"; total {r['wall_seconds']:.1f}s.", "", "## Reproduce", "", "```", r["command"] or "edgekd build",
-              "```", ""]
+              + f"; total {r['wall_seconds']:.1f}s.", "", "## Reproduce", ""]
+    command = _one_line(r["command"]) or "edgekd build"
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", command)), default=0))  # longer than any run
+    lines += [fence, command, fence, ""]
     return "\n".join(lines)
+
+
+def _one_line(text: Any) -> str:
+    """Free text (a profile's description, the command line) as one line: a newline in it cannot start a heading."""
+    return " ".join(str(text).split())
 
 
 def _num(v: float | None, unit: str) -> str:

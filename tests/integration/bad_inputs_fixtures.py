@@ -127,6 +127,7 @@ def _data_files(d: Path) -> None:
     np.savez(d / "label_out_of_range.npz", x=x, y=np.where(np.arange(90) == 7, 9, y),
              class_names=np.array(["a", "b", "c"]))
     np.savez(d / "label_negative.npz", x=x, y=np.where(np.arange(90) == 7, -1, y))
+    np.savez(d / "label_huge.npz", x=x, y=np.where(np.arange(90) == 7, 10 ** 9, y))  # a raw id, not an index
     np.savez(d / "images16.npz", x=rng.random((90, 1, 16, 16)).astype(np.float32), y=y)
     for k in range(2):
         for i in range(6):

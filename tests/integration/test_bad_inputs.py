@@ -140,6 +140,8 @@ CASES = [
          "drop or impute"),
     Case("labels-out-of-range", _data("npz:{files}/label_out_of_range.npz"),
          r"label 9 is out of range for 3 class names", "one class name per label"),
+    Case("labels-huge-index", _data("npz:{files}/label_huge.npz"),
+         r"label 1000000000 would make 1000000001 classes \(at most 10000\)", r"re-number the labels"),
     Case("labels-negative", lambda b, out: __import__("edgekd").load_dataset(
         f"npz:{b.root / 'files' / 'label_negative.npz'}"), r"y holds 1 negative labels \(e\.g\. -1\)",
          r"class indices 0\.\.K-1"),
