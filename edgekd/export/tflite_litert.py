@@ -111,8 +111,38 @@ def _convert_pt2e(litert_torch, torch, module, args, *, dynamic: bool, calibrati
             for i in range(0, len(calibration), batch):
                 prepared(torch.from_numpy(np.ascontiguousarray(calibration[i:i + batch], dtype=np.float32)))
     converted = convert_pt2e(prepared, fold_quantize=False)
-    # litert-torch re-exports the converted graph with the batch-1 ``args``: the .tflite has a static batch of 1
-    return litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    try:  # litert-torch re-exports the converted graph with the batch-1 ``args``: the .tflite has a static batch of 1
+        return litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    finally:
+        _forget_graphs()
+
+
+def _forget_graphs() -> None:
+    """torchao and torch.ao memoize ``[_]assert_and_get_unique_device(module)`` with an unbounded functools.cache, so
+    every graph PT2E prepares or converts stays alive; torch.export's fake-tensor-to-node map, FakeTensorMode's
+    dispatch cache and ShapeEnv's method caches keep more of each export (~3 MB per int8 conversion in all: benchmarks/soak.py saw resident memory
+    grow with every fresh build).
+    Clearing these caches frees them; they only speed up repeated calls on the same graph."""
+    import importlib
+
+    for module, name in (("torchao.utils", "_assert_and_get_unique_device"),
+                         ("torch.ao.quantization.fx.utils", "assert_and_get_unique_device")):
+        try:
+            getattr(importlib.import_module(module), name).cache_clear()
+        except (ImportError, AttributeError):  # another version: nothing to clear
+            pass
+    try:
+        from torch._subclasses.fake_tensor import FakeTensorMode
+        from torch.fx.experimental import proxy_tensor
+        from torch.fx.experimental.symbolic_shapes import ShapeEnv
+
+        FakeTensorMode.cache_clear()
+        proxy_tensor._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT.clear()  # fake tensor id -> graph node, export-time only
+        for method in vars(ShapeEnv).values():  # lru caches keyed on each export's ShapeEnv (and its fake tensors)
+            if callable(getattr(method, "cache_clear", None)):
+                method.cache_clear()
+    except (ImportError, AttributeError):
+        pass
 
 
 def _export_for_calibration(torch, module, args, calibration: np.ndarray | None, notes: list[str]):

@@ -1,0 +1,37 @@
+"""Repeated int8 TFLite conversions in one process keep nothing alive (issue 9's soak found ~3 MB per conversion
+retained by torchao/torch caches that hold every PT2E graph)."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import torch
+
+
+def test_int8_litert_conversion_leaves_no_graph_behind(tmp_path):
+    from edgekd.export.tflite import export_tflite
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = np.random.default_rng(0).random((32, 1, 8, 8), dtype=np.float32)
+    gc.collect()
+    before = _graph_modules()
+    for i in range(2):
+        rec = export_tflite(net, x[:8], tmp_path / f"m{i}.tflite", precision="int8", converter="litert-torch",
+                            calibration=x)
+        assert rec.config["route"] == "litert-torch"
+    import torchao.utils
+    from torch.ao.quantization.fx.utils import assert_and_get_unique_device
+    from torch.fx.experimental import proxy_tensor
+
+    assert torchao.utils._assert_and_get_unique_device.cache_info().currsize == 0
+    assert assert_and_get_unique_device.cache_info().currsize == 0
+    assert not proxy_tensor._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT
+    gc.collect()
+    assert _graph_modules() <= before  # (other tests in this process may hold graphs of their own)
+
+
+def _graph_modules() -> int:
+    return sum(1 for o in gc.get_objects() if isinstance(o, torch.fx.GraphModule))
