@@ -27,6 +27,9 @@ class DistillConfig:
     feature_loss: str = "mse"  # a name in distill.losses.FEATURE_LOSSES: mse (FitNets), cosine, at (attention)
     dkd_alpha: float = 1.0  # DKD: weight of the target-class term TCKD
     dkd_beta: float = 8.0  # DKD: weight of the non-target-class term NCKD
+    # epochs over which the distillation terms ramp linearly from 0 to full weight (CE is never ramped);
+    # None: the loss's own default (DKD and DKD+LS: 1/12 of the epochs, rounded up, as the paper's 20 of 240; others 0)
+    kd_warmup_epochs: int | None = None
     peers: int = 2  # mutual: students trained together
     generations: int = 2  # born-again: student generations after the first (each distils the previous)
     teacher_weights: tuple[float, ...] = ()  # multi-teacher: fixed weights (default equal)
@@ -66,6 +69,9 @@ class DistillConfig:
         if not (math.isfinite(self.dkd_alpha) and math.isfinite(self.dkd_beta)) or min(self.dkd_alpha,
                                                                                      self.dkd_beta) < 0:
             raise bad(f"DKD weights must be >= 0, got {self.dkd_alpha}, {self.dkd_beta}", "use e.g. --dkd-beta 8")
+        if self.kd_warmup_epochs is not None and not (0 <= self.kd_warmup_epochs <= self.epochs):
+            raise bad(f"KD warm-up must be 0..epochs ({self.epochs}), got {self.kd_warmup_epochs}",
+                      "use e.g. --kd-warmup-epochs 1, or 0 for none")
         if not (2 <= self.peers <= 8) or not (1 <= self.generations <= 8):
             raise bad(f"peers must be in 2..8 and generations in 1..8 (got {self.peers}, {self.generations})",
                       "use e.g. --peers 2 --generations 2")

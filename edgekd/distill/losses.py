@@ -6,6 +6,8 @@ config) -> loss``; feature losses live beside them as plain functions.
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Callable
 
 from ..registry import Registry
@@ -127,7 +129,7 @@ def dkd_parts(student_logits, teacher_logits, labels, temperature: float):
 
 @LOSSES.register("dkd")
 def decoupled_kd(student_logits, teacher_logits, labels, temperature: float = 4.0, dkd_alpha: float = 1.0,
-                 dkd_beta: float = 8.0):
+                 dkd_beta: float = 8.0, warmup: float = 1.0):
     """Decoupled knowledge distillation (DKD).
 
     L = CE(softmax(z_s), y) + α · TCKD + β · NCKD
@@ -135,29 +137,31 @@ def decoupled_kd(student_logits, teacher_logits, labels, temperature: float = 4.
     NCKD = T² · KL(p̂_t ‖ p̂_s),  p̂_k = exp(z_k/T) / Σ_{j≠y} exp(z_j/T), k ≠ y   (among non-targets)
     with p = softmax(z/T). Classic KD is TCKD + (1 − p_t,y)·NCKD: the NCKD weight shrinks exactly when the
     teacher is confident, which DKD removes by weighing it with a free β. Paper defaults α = 1, β = 8, T = 4
-    (``--dkd-alpha``, ``--dkd-beta``; edgekd's ``--alpha`` is not used by this loss). The paper also ramps the
-    KD terms in over 20 warm-up epochs; edgekd's budgets are a few epochs, so it does not.
+    (``--dkd-alpha``, ``--dkd-beta``; edgekd's ``--alpha`` is not used by this loss). As in the paper (20 of 240
+    epochs), the KD terms are ramped in: ``warmup`` in [0, 1] scales α·TCKD + β·NCKD, rising linearly over the
+    first ``kd_warmup_epochs`` (default 1/12 of the epochs, rounded up). Without it β = 8 swamps the CE term while
+    the student is still random and short runs end far below the student trained alone (benchmarks/methods.py).
     Paper: B. Zhao, Q. Cui, R. Song, Y. Qiu, J. Liang, "Decoupled Knowledge Distillation", CVPR 2022,
     arXiv:2203.08679.
     """
     import torch.nn.functional as F
 
     tckd, nckd = dkd_parts(student_logits, teacher_logits, labels, temperature)
-    return F.cross_entropy(student_logits, labels) + dkd_alpha * tckd + dkd_beta * nckd
+    return F.cross_entropy(student_logits, labels) + warmup * (dkd_alpha * tckd + dkd_beta * nckd)
 
 
 @LOSSES.register("dkd_ls")
 def decoupled_kd_standardized(student_logits, teacher_logits, labels, temperature: float = 4.0,
-                              dkd_alpha: float = 1.0, dkd_beta: float = 8.0):
+                              dkd_alpha: float = 1.0, dkd_beta: float = 8.0, warmup: float = 1.0):
     """DKD on z-scored logits: CE(z_s, y) + α·TCKD(Z(z_s), Z(z_t)) + β·NCKD(Z(z_s), Z(z_t)).
 
     The combination reported in Sun et al., CVPR 2024 (logit standardisation as a plug-in for DKD);
-    see ``decoupled_kd`` and ``logit_standardized_kd`` for the parts.
+    see ``decoupled_kd`` and ``logit_standardized_kd`` for the parts (and for the warm-up ramp).
     """
     import torch.nn.functional as F
 
     tckd, nckd = dkd_parts(standardize(student_logits), standardize(teacher_logits), labels, temperature)
-    return F.cross_entropy(student_logits, labels) + dkd_alpha * tckd + dkd_beta * nckd
+    return F.cross_entropy(student_logits, labels) + warmup * (dkd_alpha * tckd + dkd_beta * nckd)
 
 
 def loss_kwargs(fn: Callable[..., Any], config: Any) -> dict[str, Any]:
@@ -166,6 +170,23 @@ def loss_kwargs(fn: Callable[..., Any], config: Any) -> dict[str, Any]:
 
     params = inspect.signature(fn).parameters
     return {k: getattr(config, k) for k in ("temperature", "alpha", "dkd_alpha", "dkd_beta") if k in params}
+
+
+def warmup_epochs(fn: Callable[..., Any], config: Any) -> int:
+    """Epochs over which ``fn``'s distillation terms ramp in: the configured value, else the loss's default
+    (1/12 of the epochs, rounded up, for losses with a ``warmup`` parameter; 0 for the others)."""
+    import inspect
+
+    if "warmup" not in inspect.signature(fn).parameters:
+        return 0
+    if config.kd_warmup_epochs is not None:
+        return config.kd_warmup_epochs
+    return math.ceil(config.epochs / 12)
+
+
+def warmup_factor(step: int, warmup_steps: int) -> float:
+    """Linear ramp: (step + 1) / warmup_steps, 1 after the warm-up (step counts from 0)."""
+    return 1.0 if warmup_steps <= 0 else min(1.0, (step + 1) / warmup_steps)
 
 
 FEATURE_LOSSES: Registry[Callable[..., Any]] = Registry("feature loss")

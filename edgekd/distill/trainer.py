@@ -62,7 +62,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     import torch
 
     from .hints import HintMatcher
-    from .losses import LOSSES, loss_kwargs
+    from .losses import LOSSES, loss_kwargs, warmup_epochs, warmup_factor
 
     say = progress or (lambda _msg: None)
     torch.manual_seed(config.seed)
@@ -91,6 +91,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     total_steps = steps_per_epoch * config.epochs
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     gen = torch.Generator().manual_seed(config.seed)
+    warm_steps = warmup_epochs(loss_fn, config) * steps_per_epoch
+    global_step = 0
 
     best_acc, best_state, stale, history = -1.0, None, 0, []
     epoch = 0
@@ -110,6 +112,9 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 if teacher_ran:
                     with torch.no_grad():
                         tb = teacher_module(xb)
+                if warm_steps:
+                    loss_opts["warmup"] = warmup_factor(global_step, warm_steps)
+                global_step += 1
                 loss = loss_fn(logits, tb, yb, **loss_opts)
                 if hints:
                     loss = loss + hints.loss(idx, xb, teacher_ran)

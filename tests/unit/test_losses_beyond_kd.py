@@ -139,3 +139,62 @@ def test_attention_transfer_ignores_channel_count_and_resizes():
 def test_registries_list_the_new_entries():
     assert {"dkd", "lskd", "dkd_ls", "hinton", "ce"} <= set(LOSSES.names())
     assert set(FEATURE_LOSSES.names()) == {"mse", "cosine", "at"}
+
+
+def test_dkd_warmup_scales_only_the_kd_terms():
+    zs, zt, y = _t([[1.0, 0.0, -1.0]]), _t([[0.0, 2.0, 1.0]]), torch.tensor([0])
+    ce = float(torch.nn.functional.cross_entropy(zs, y))
+    tckd, nckd = (float(v) for v in dkd_parts(zs, zt, y, 4.0))
+    for fn in (decoupled_kd, decoupled_kd_standardized):
+        full = float(fn(zs, zt, y, 4.0, 1.0, 8.0))
+        assert float(fn(zs, zt, y, 4.0, 1.0, 8.0, warmup=0.0)) == pytest.approx(ce, rel=1e-6)
+        assert float(fn(zs, zt, y, 4.0, 1.0, 8.0, warmup=0.25)) == pytest.approx(ce + 0.25 * (full - ce), rel=1e-6)
+    assert float(decoupled_kd(zs, zt, y, 4.0, 1.0, 8.0)) == pytest.approx(ce + tckd + 8 * nckd, rel=1e-6)
+
+
+def test_warmup_defaults_to_a_twelfth_of_the_epochs_for_dkd_only():
+    from edgekd.distill.config import DistillConfig
+    from edgekd.distill.losses import warmup_epochs, warmup_factor
+
+    assert warmup_epochs(decoupled_kd, DistillConfig(loss="dkd", epochs=24)) == 2
+    assert warmup_epochs(decoupled_kd, DistillConfig(loss="dkd", epochs=5)) == 1
+    assert warmup_epochs(decoupled_kd_standardized, DistillConfig(loss="dkd_ls", epochs=5, kd_warmup_epochs=0)) == 0
+    assert warmup_epochs(decoupled_kd, DistillConfig(loss="dkd", epochs=5, kd_warmup_epochs=3)) == 3
+    assert warmup_epochs(hinton_kd, DistillConfig(epochs=24)) == 0  # Hinton's loss is not ramped
+    assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+
+
+def test_warmup_longer_than_training_is_refused():
+    from edgekd.distill.config import DistillConfig
+    from edgekd.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="warm-up"):
+        DistillConfig(loss="dkd", epochs=2, kd_warmup_epochs=3)
+    with pytest.raises(ConfigError, match="warm-up"):
+        DistillConfig(loss="dkd", epochs=2, kd_warmup_epochs=-1)
+
+
+def test_trainer_ramps_dkd_over_the_warmup_steps(monkeypatch):
+    """The trainer passes warmup = (step + 1) / warm-up steps to DKD: 4 steps per epoch, 1 warm-up epoch."""
+    from types import SimpleNamespace
+
+    from edgekd.distill import losses, trainer
+    from edgekd.distill.config import DistillConfig
+
+    seen = []
+    real = losses.LOSSES.get("dkd")
+
+    def spy(s, t, y, temperature, dkd_alpha, dkd_beta, warmup=1.0):
+        seen.append(warmup)
+        return real(s, t, y, temperature, dkd_alpha, dkd_beta, warmup)
+
+    monkeypatch.setitem(losses.LOSSES._entries, "dkd", spy)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = np.arange(32) % 3
+    data = SimpleNamespace(x_train=x, y_train=y, x_val=x[:8], y_val=y[:8], input_shape=(4,), num_classes=3)
+    net = torch.nn.Linear(4, 3)
+    trainer.train(net, data, DistillConfig(loss="dkd", epochs=3, batch_size=8, patience=3, kd_warmup_epochs=1),
+                  teacher_logits=rng.standard_normal((32, 3)).astype(np.float32))
+    assert seen == pytest.approx([0.25, 0.5, 0.75] + [1.0] * 9)
