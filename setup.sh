@@ -41,13 +41,22 @@ fi
 extras=""
 [ "$DEV" -eq 1 ] && extras="[dev]"
 stamp=".venv/.edgekd-setup-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)${extras:+-dev}"
+# the --no-deps packages below: a stamp is stale when one has gone since (e.g. a pip uninstall); find_spec
+# locates them without importing any
+if [ -f "$stamp" ] && ! .venv/bin/python -c "import importlib.util as u, sys
+sys.exit(any(u.find_spec(m) is None for m in ('onnx2tf', 'tf_keras', 'aeon')))"; then
+  rm -f "$stamp"
+fi
 if [ ! -f "$stamp" ]; then
   echo "setup: installing edgekd${extras} into .venv (first run takes a few minutes)"
   .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
   # onnx2tf (TFLite export route) pins numpy 1.26, TF 2.19, onnx 1.19, protobuf 4: install it without its
   # dependencies, and tf-keras too (it requires the `tensorflow` distribution; we have tensorflow-cpu). What
   # onnx2tf really imports is in pyproject's dependencies. `pip check` lists their pins as unmet: expected.
-  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "onnx2tf==1.29.24" "tf-keras==2.21.*"
+  # aeon: only for the data files its wheel ships (BasicMotions, the basic-motions data spec); edgekd never
+  # imports it (it would pull numba, pandas, ...), so none of its dependencies are installed.
+  .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps "onnx2tf==1.29.24" "tf-keras==2.21.*" \
+    "aeon==1.6.*"
   rm -f .venv/.edgekd-setup-*
   touch "$stamp"
   # a --dev stamp also satisfies a plain run

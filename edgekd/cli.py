@@ -25,7 +25,7 @@ def _distill_options(f):
     """Options shared by `build` and `distill`."""
     opts = [
         click.option("--data", "data", default="fashion-mnist", show_default=True,
-                     help="Data spec: fashion-mnist, digits, npz:PATH, idx:DIR, folder:DIR."),
+                     help="Data spec: fashion-mnist, digits, basic-motions, npz:PATH, idx:DIR, folder:DIR."),
         click.option("--teacher", type=click.Path(dir_okay=False), multiple=True,
                      help="Teacher file: .pt (TorchScript or state_dict), .pt2, .onnx, .tflite, or a student.json "
                           "(self-ckpt). Repeat for --method multi-teacher. Default: edgekd's built-in teacher."),

@@ -1,4 +1,5 @@
-"""Data sets from specs: ``fashion-mnist`` (default), ``digits``, ``npz:PATH``, ``idx:DIR``, ``folder:DIR``.
+"""Data sets from specs: ``fashion-mnist`` (default), ``digits``, ``basic-motions``, ``npz:PATH``, ``idx:DIR``,
+``folder:DIR``.
 
 ``load_dataset(spec)`` loads, validates and splits the data deterministically into train / val /
 test. No torch here: arrays are numpy (x float32, y int64).

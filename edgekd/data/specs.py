@@ -1,6 +1,6 @@
 """Data specs: one parser and a registry of loaders.
 
-A spec is ``NAME`` for a built-in data set (``fashion-mnist``, ``digits``) or ``SCHEME:ARG`` for
+A spec is ``NAME`` for a built-in data set (``fashion-mnist``, ``digits``, ``basic-motions``) or ``SCHEME:ARG`` for
 user data (``npz:PATH``, ``idx:DIR``, ``folder:DIR``). Loaders return :class:`RawData`: arrays as
 stored (validated later, in one place) plus an optional own test split and class names.
 """
@@ -152,6 +152,14 @@ def _digits(_: str) -> RawData:
     bunch = load_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[:, None]  # values 0..16 → [0, 1], N×1×8×8
     return RawData(x, bunch.target, class_names=tuple(str(c) for c in bunch.target_names), source="digits")
+
+
+@_scheme("basic-motions", "basic-motions", takes_arg=False)
+def _basic_motions(_: str) -> RawData:
+    from .ts_format import load_basic_motions
+
+    x, y, x_test, y_test, names = load_basic_motions()  # N×6×100: accelerometer xyz, gyroscope xyz
+    return RawData(x, y, x_test, y_test, class_names=names, source="basic-motions")
 
 
 @_scheme("npz", "npz:PATH", takes_arg=True)

@@ -56,7 +56,7 @@ def test_parse_spec():
     assert parse_spec(" fashion-mnist ") == ("fashion-mnist", "")
     assert parse_spec("npz:/a/b:c.npz") == ("npz", "/a/b:c.npz")
     assert parse_spec("IDX:data") == ("idx", "data")
-    assert list_builtin_specs() == ["digits", "fashion-mnist"]
+    assert list_builtin_specs() == ["basic-motions", "digits", "fashion-mnist"]
 
 
 @pytest.mark.parametrize("spec", ["", "mnist", "cifar:foo", "digits:x", "npz:", "folder:  "])

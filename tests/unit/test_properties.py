@@ -53,7 +53,7 @@ def test_parse_spec_round_trips_scheme_and_path(kind, arg, pad, upper):
 
 
 @SETTINGS
-@given(st.sampled_from(["digits", "fashion-mnist"]), st.text(max_size=10))
+@given(st.sampled_from(["digits", "fashion-mnist", "basic-motions"]), st.text(max_size=10))
 def test_builtin_specs_take_no_argument(kind, arg):
     if arg:
         with pytest.raises(DataError, match="takes no argument"):
