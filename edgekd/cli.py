@@ -62,6 +62,9 @@ def _distill_options(f):
                      help="Feature hint pair (repeatable), or 'auto' (pairs by spatial size); a projection is "
                           "learned when shapes differ."),
         click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
+        click.option("--augment", type=click.Choice(["none", "mixup"]), default="none", show_default=True,
+                     help="mixup: train on per-sample mixed inputs labelled by the teacher as it trains "
+                          "(function matching; needs a PyTorch teacher, not with the DKD losses)."),
         click.option("--epochs", type=int, default=None, help="Training epochs per student."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
         click.option("--lr", type=float, default=3e-3, show_default=True),
@@ -83,7 +86,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
     return DistillConfig(method=kw["method"], loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
                          hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
                          feature_loss=kw["feature_loss"], dkd_alpha=kw["dkd_alpha"], dkd_beta=kw["dkd_beta"],
-                         kd_warmup_epochs=kw["kd_warmup_epochs"],
+                         kd_warmup_epochs=kw["kd_warmup_epochs"], augment=kw["augment"],
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],

@@ -10,6 +10,8 @@ from ..errors import ConfigError
 
 OPTIMIZERS = ("adamw", "sgd")
 WEIGHTINGS = ("fixed", "confidence")
+AUGMENTS = ("none", "mixup")
+HARD_LABEL_LOSSES = ("dkd", "dkd_ls")  # split the target class from the others: need one class per sample
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class DistillConfig:
     teacher_weighting: str = "fixed"  # multi-teacher: "fixed" or "confidence" (per sample)
     synthetic_samples: int = 2048  # data-free: inputs synthesised from the teacher
     inversion_steps: int = 200  # data-free: optimisation steps per synthetic batch
+    # "mixup": every batch is mixed per sample, x' = λ·x_i + (1 − λ)·x_j, λ ~ U(0, 1), the teacher labels x' as it
+    # is trained (function matching) and the hard-label CE uses the mixed labels; "none": the samples as they are
+    augment: str = "none"
     epochs: int = 5
     batch_size: int = 128
     optimizer: str = "adamw"  # "adamw" or "sgd" (momentum 0.9, nesterov)
@@ -81,6 +86,11 @@ class DistillConfig:
                       "use e.g. --teacher-weight 0.5 --teacher-weight 0.5")
         if self.teacher_weighting not in WEIGHTINGS:
             raise bad(f"unknown teacher weighting {self.teacher_weighting!r}", f"use one of {', '.join(WEIGHTINGS)}")
+        if self.augment not in AUGMENTS:
+            raise bad(f"unknown augmentation {self.augment!r}", f"use one of {', '.join(AUGMENTS)}")
+        if self.augment == "mixup" and self.loss in HARD_LABEL_LOSSES:
+            raise bad(f"loss {self.loss!r} splits the target class from the others and needs one label per sample, "
+                      "which mixup does not give", "use --loss hinton or lskd with --augment mixup, or --augment none")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
         from .losses import FEATURE_LOSSES, LOSSES

@@ -74,6 +74,12 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
 
     x_train = torch.from_numpy(data.x_train)
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
+    mix = config.augment == "mixup"  # function matching: the teacher labels each mixed batch as it is trained
+    if mix and config.uses_teacher and teacher_module is None:
+        raise ConfigError("--augment mixup runs the teacher on every mixed batch and needs a PyTorch teacher",
+                          "use a .pt/.pt2 teacher or the built-in one, or --augment none")
+    if mix:
+        teacher_logits = None  # outputs on the unmixed samples do not apply
     t_train = torch.from_numpy(teacher_logits.astype(np.float32)) if teacher_logits is not None else None
 
     hints = None
@@ -92,6 +98,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total_steps) / total_steps)))
     gen = torch.Generator().manual_seed(config.seed)
     warm_steps = warmup_epochs(loss_fn, config) * steps_per_epoch
+    mix_gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: the batch order stays the seed's
     global_step = 0
 
     best_acc, best_state, stale, history = -1.0, None, 0, []
@@ -106,6 +113,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size][shard[0]::shard[1]]
                 xb, yb = x_train[idx], y_train[idx]
+                if mix:
+                    xb, yb = _mixup(xb, yb, data.num_classes, mix_gen)
                 logits = student(xb)
                 tb = t_train[idx] if t_train is not None else None
                 teacher_ran = tb is None and teacher_module is not None and config.uses_teacher
@@ -155,6 +164,21 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
 
 
 EXPLODING_GRAD_NORM = 1e6  # a total gradient norm above this (before clipping) means training has diverged
+
+
+def _mixup(xb: Any, yb: Any, num_classes: int, gen: Any) -> tuple[Any, Any]:
+    """Per-sample mixup of a batch: x' = λ·x + (1 − λ)·x[π], y' = λ·onehot(y) + (1 − λ)·onehot(y[π]), λ ~ U(0, 1),
+    π a random pairing within the batch. The label becomes a distribution (cross-entropy takes it as such).
+    Papers: H. Zhang et al., "mixup: Beyond Empirical Risk Minimization", ICLR 2018 (arXiv:1710.09412); as a
+    distillation recipe (teacher and student see the same mixed input): L. Beyer et al., "Knowledge distillation:
+    A good teacher is patient and consistent", CVPR 2022 (arXiv:2106.05237)."""
+    import torch
+
+    lam = torch.rand(len(xb), generator=gen)
+    perm = torch.randperm(len(xb), generator=gen)
+    w = lam.view((-1,) + (1,) * (xb.dim() - 1))
+    onehot = torch.nn.functional.one_hot(yb, num_classes).float()
+    return w * xb + (1 - w) * xb[perm], lam[:, None] * onehot + (1 - lam[:, None]) * onehot[perm]
 
 
 def _diverged(what: str, epoch: int, step: int, idx: Any) -> TrainingError:

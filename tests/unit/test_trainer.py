@@ -115,3 +115,54 @@ def test_hint_teacher_features_are_cached_once_with_static_inputs(blobs):
     train(student, blobs, cfg, teacher_logits=z, teacher_module=teacher)
     # one probe + ceil(N/512) precompute batches; a per-batch teacher would add 3 epochs x N/32 calls
     assert calls["n"] == 1 + -(-len(blobs.x_train) // 512)
+
+
+def test_mixup_mixes_samples_and_labels_per_sample():
+    from edgekd.distill.trainer import _mixup
+
+    x = torch.arange(8, dtype=torch.float32).view(4, 1, 1, 2)
+    y = torch.tensor([0, 1, 2, 0])
+    gen = torch.Generator().manual_seed(0)
+    xm, ym = _mixup(x, y, 3, gen)
+    gen = torch.Generator().manual_seed(0)
+    lam, perm = torch.rand(4, generator=gen), torch.randperm(4, generator=gen)
+    assert not torch.equal(perm, torch.arange(4))  # this seed pairs different rows
+    for i in range(4):
+        assert torch.allclose(xm[i], lam[i] * x[i] + (1 - lam[i]) * x[perm[i]])
+        want = torch.zeros(3)
+        want[y[i]] += lam[i]
+        want[y[perm[i]]] += 1 - lam[i]
+        assert torch.allclose(ym[i], want)
+    assert torch.allclose(ym.sum(1), torch.ones(4))
+
+
+def test_mixup_runs_the_teacher_on_the_mixed_batch_and_learns(blobs):
+    """Function matching: the teacher labels the inputs the student sees (mixed ones, not the stored samples)."""
+    teacher = _teacher(blobs)
+    seen = []
+    handle = teacher.register_forward_hook(lambda m, inp, out: seen.append(inp[0].detach().clone()))
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    with torch.no_grad():
+        z = teacher(torch.from_numpy(blobs.x_train)).numpy()
+    seen.clear()
+    res = train(student, blobs, DistillConfig(epochs=3, batch_size=32, augment="mixup", lr=1e-2),
+                teacher_logits=z, teacher_module=teacher)
+    handle.remove()
+    steps = 3 * int(np.ceil(len(blobs.x_train) / 32))
+    assert len(seen) == steps  # the teacher ran once per step (its stored outputs do not apply to mixed inputs)
+    rows = torch.from_numpy(blobs.x_train).flatten(1)
+    first = seen[0].flatten(1)
+    exact = (torch.cdist(first, rows).min(dim=1).values < 1e-6).float().mean()
+    assert exact < 0.5  # most inputs the teacher saw are mixtures, not training rows
+    assert res.best_val_accuracy > 1.5 / blobs.num_classes
+
+
+def test_mixup_refuses_what_it_cannot_do(blobs):
+    with pytest.raises(ConfigError, match="needs one label per sample"):
+        DistillConfig(loss="dkd", augment="mixup")
+    with pytest.raises(ConfigError, match="unknown augmentation"):
+        DistillConfig(augment="cutout")
+    student = build_student(StudentSpec("test_convnet", 1.0, 1, blobs.input_shape, blobs.num_classes))
+    z = np.zeros((len(blobs.x_train), blobs.num_classes), np.float32)
+    with pytest.raises(ConfigError, match="needs a PyTorch teacher"):  # stored outputs only (an ONNX teacher)
+        train(student, blobs, DistillConfig(epochs=1, augment="mixup"), teacher_logits=z)
