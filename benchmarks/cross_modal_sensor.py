@@ -45,7 +45,7 @@ from edgekd.models.students import StudentSpec, build_student  # noqa: E402
 from edgekd.models.teachers import _torch_teacher  # noqa: E402
 from edgekd.stages import accuracy_of, export_student, quantize_student  # noqa: E402
 
-SPEC = "paired:channels=0,1,2:basic-motions"
+NAMES = ["accel x", "accel y", "accel z", "gyro x", "gyro y", "gyro z"]
 PROTOCOLS = {  # which weights a run keeps
     "best-val": "edgekd's default: the best of the 4-sample validation split (its first epoch at the best)",
     "final": "the weights after the last epoch (every run trains the full --epochs)",
@@ -75,9 +75,14 @@ def main() -> None:
     ap.add_argument("--teacher-epochs", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--student-channels", default="0,1,2",
+                    help="the student's channels (0-2 accelerometer xyz, 3-5 gyroscope xyz)")
+    ap.add_argument("--name", default="cross_modal_sensor", help="results/NAME.json")
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    chans = [int(c) for c in args.student_channels.split(",")]
+    SPEC = f"paired:channels={args.student_channels}:basic-motions"
     paired = load_dataset(SPEC, seed=0)
     full = paired.teacher_view
     print(f"student view {paired}\nteacher view {full}", flush=True)
@@ -133,6 +138,8 @@ def _arm(paired, spec, method, over, teacher, protocol, args) -> dict:
 
 
 def _finish(results, teacher_accs, t_spec, spec, paired, args) -> None:
+    chans = [int(c) for c in args.student_channels.split(",")]
+    SPEC = paired.spec  # noqa: N806
     teacher_acc, teacher_int8, teacher_train_acc = teacher_accs
     fmt = lambda n, r: f"{n} {r['mean']:.4f} ± {r['std']:.4f} (int8 {r['int8_mean']:.4f} ± {r['int8_std']:.4f})"  # noqa: E731
     alone_name, kd_name = RUNS
@@ -152,17 +159,17 @@ def _finish(results, teacher_accs, t_spec, spec, paired, args) -> None:
                f"{len(paired.x_test)} test, so one test sample = {100 / len(paired.x_test):.1f} points); teacher "
                f"{t_spec.name} on 6 channels (accel+gyro), {args.teacher_epochs} epochs, final weights: "
                f"{teacher_acc:.4f} (int8 {teacher_int8:.4f}, train {teacher_train_acc:.4f}); student {spec.name} on "
-               f"accelerometer channels 0-2, {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}: "
+               f"{', '.join(NAMES[c] for c in chans)}, {args.epochs} epochs, batch {args.batch_size}, seeds {args.seeds}: "
                + "; ".join(parts))
     cmd = "python benchmarks/cross_modal_sensor.py " + " ".join(sys.argv[1:])
     print(summary)
     if not args.no_record:
-        record("cross_modal_sensor", {
+        record(args.name, {
             "data": SPEC, "train": len(paired.x_train), "val": len(paired.x_val), "test": len(paired.x_test),
             "teacher": t_spec.name, "teacher_channels": 6, "teacher_epochs": args.teacher_epochs,
             "teacher_accuracy": teacher_acc, "teacher_int8_accuracy": teacher_int8,
             "teacher_train_accuracy": teacher_train_acc, "student": spec.name,
-            "student_channels": [0, 1, 2], "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
+            "student_channels": chans, "epochs": args.epochs, "batch_size": args.batch_size, "seeds": args.seeds,
             "protocols": PROTOCOLS, "results": results}, summary, cmd.strip())
 
 

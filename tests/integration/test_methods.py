@@ -69,6 +69,11 @@ def test_logit_losses_train_a_student(digits_data, teacher, loss):
     assert acc > 0.4  # chance is 0.1
 
 
+def test_kd_with_mixup_trains_a_student(digits_data, teacher):
+    _res, acc, _ = _run(digits_data, teacher, "kd", augment="mixup")
+    assert acc > 0.4  # chance is 0.1
+
+
 @pytest.mark.parametrize("feature_loss", ["mse", "cosine", "at"])
 def test_feature_method_pairs_layers_automatically(digits_data, teacher, feature_loss):
     _res, acc, msgs = _run(digits_data, teacher, "feature", feature_loss=feature_loss, hint_weight=0.1)
@@ -182,12 +187,21 @@ def test_cross_modal_needs_paired_data(digits_data, teacher):
 def test_cli_methods_end_to_end(teacher_file, tmp_path, cli_env):
     base = [*EDGEKD, "distill", "--data", "digits", "--student", "test_convnet", "--width", "1", "--epochs", "2",
             "--batch-size", "32", "--lr", "0.02", "--teacher", str(teacher_file)]
-    out = subprocess.run([*base, "--method", "qat", "--loss", "dkd", "-T", "4", "--out", str(tmp_path / "a")],
-                         capture_output=True, text=True, env=cli_env, timeout=300)
+    out = subprocess.run([*base, "--method", "qat", "--loss", "dkd", "-T", "4", "--kd-warmup-epochs", "1",
+                          "--out", str(tmp_path / "a")], capture_output=True, text=True, env=cli_env, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "(qat)" in out.stdout
     rec = json.loads((tmp_path / "a" / "student.json").read_text())
     assert rec["config"]["distill"]["method"] == "qat" and rec["config"]["distill"]["loss"] == "dkd"
+    assert rec["config"]["distill"]["kd_warmup_epochs"] == 1
+    mix = subprocess.run([*base, "--augment", "mixup", "--out", str(tmp_path / "m")], capture_output=True, text=True,
+                         env=cli_env, timeout=300)
+    assert mix.returncode == 0, mix.stderr
+    assert json.loads((tmp_path / "m" / "student.json").read_text())["config"]["distill"]["augment"] == "mixup"
+    clash = subprocess.run([*base, "--augment", "mixup", "--loss", "dkd", "--out", str(tmp_path / "c")],
+                           capture_output=True, text=True, env=cli_env, timeout=120)
+    assert clash.returncode == 2 and "needs one label per sample" in clash.stderr
+    assert len(clash.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()
     bad = subprocess.run([*base, "--method", "nope", "--out", str(tmp_path / "b")], capture_output=True, text=True,
                          env=cli_env, timeout=120)
     assert bad.returncode == 2 and "unknown distillation method 'nope'" in bad.stderr
