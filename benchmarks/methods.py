@@ -193,12 +193,17 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
         g, n = ranked[-1]
         goals.append(f"best method {n} recovers {g:.0%} of the gap (goal >= 50%: {'met' if g >= 0.5 else 'NOT met'})")
     for q, c in qat_vs_ptq.items():
-        met = c["qat_int8_drop"] < c["ptq_int8_drop"]
+        p = dict((("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone")))[q]
+        noise = 2 * max(results[q]["int8_drop_std"], results[p]["int8_drop_std"])  # seed spread of the drops
+        diff = c["ptq_int8_drop"] - c["qat_int8_drop"]
+        c["noise_pts"] = noise * 100
+        verdict = ("NOT met" if diff <= 0 else "met" if diff > noise else "met by the letter, within the seed spread "
+                   f"(±{noise * 100:.2f} pts)")
         goals.append(f"{q} int8 drop {c['qat_int8_drop'] * 100:+.2f} pts vs PTQ {c['ptq_int8_drop'] * 100:+.2f} pts "
-                     f"(goal QAT < PTQ: {'met' if met else 'NOT met'})")
+                     f"(goal QAT < PTQ: {verdict})")
     summary = (f"Fashion-MNIST, {len(paired.x_train)} labelled train samples (limit {args.limit}), full test set "
                f"({len(paired.x_test)}), convnet w{args.width:g} d1, {args.epochs} epochs, batch {args.batch_size}, "
-               f"seeds {args.seeds}, teacher {teacher_acc:.4f} (14x14 view: {t_paired:.4f}): "
+               f"seeds {args.seeds}, teacher {teacher_acc:.4f} (on the paired set's 28x28 view: {t_paired:.4f}): "
                + "; ".join(fmt(n, r) for n, r in results.items()) + ". " + "; ".join(goals))
     cmd = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
     print(summary)
