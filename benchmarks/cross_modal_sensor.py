@@ -27,7 +27,6 @@ import argparse
 import copy
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -35,15 +34,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _eval import int8_accuracy  # noqa: E402
 from _results import record  # noqa: E402
 
 from edgekd.data import load_dataset  # noqa: E402
 from edgekd.distill.config import DistillConfig  # noqa: E402
 from edgekd.distill.methods import METHODS, MethodContext  # noqa: E402
-from edgekd.distill.trainer import train  # noqa: E402
+from edgekd.distill.trainer import evaluate, train  # noqa: E402
 from edgekd.models.students import StudentSpec, build_student  # noqa: E402
 from edgekd.models.teachers import _torch_teacher  # noqa: E402
-from edgekd.stages import accuracy_of, export_student, quantize_student  # noqa: E402
+from edgekd.stages import accuracy_of  # noqa: E402
 
 NAMES = ["accel x", "accel y", "accel z", "gyro x", "gyro y", "gyro z"]
 PROTOCOLS = {  # which weights a run keeps
@@ -81,7 +81,6 @@ def main() -> None:
     ap.add_argument("--no-record", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    chans = [int(c) for c in args.student_channels.split(",")]
     SPEC = f"paired:channels={args.student_channels}:basic-motions"
     paired = load_dataset(SPEC, seed=0)
     full = paired.teacher_view
@@ -101,7 +100,7 @@ def main() -> None:
     teacher = _torch_teacher(f"{t_spec.name} (6 channels)", t_model)
     teacher_acc = accuracy_of(teacher.logits(full.x_test), full.y_test)
     teacher_train_acc = accuracy_of(teacher.logits(full.x_train), full.y_train)
-    teacher_int8 = _int8_accuracy(t_model, full)
+    teacher_int8 = int8_accuracy(t_model, full)
     print(f"teacher {t_spec.name} on 6 channels: test {teacher_acc:.4f} (int8 {teacher_int8:.4f}), train "
           f"{teacher_train_acc:.4f} ({time.perf_counter() - t0:.0f}s)", flush=True)
 
@@ -123,8 +122,8 @@ def _arm(paired, spec, method, over, teacher, protocol, args) -> dict:
         ctx = (FinalWeights if protocol == "final" else MethodContext)(paired, spec, cfg, teacher=teacher)
         res = METHODS.get(method).run(ctx)
         secs = time.perf_counter() - t0
-        acc = accuracy_of(_torch_logits(res.model, paired.x_test), paired.y_test)
-        int8 = _int8_accuracy(res.model, paired)
+        acc = evaluate(res.model, paired.x_test, paired.y_test)
+        int8 = int8_accuracy(res.model, paired)
         val = [h["val_accuracy"] for h in res.history]
         runs.append({"seed": seed, "test_accuracy": acc, "int8_accuracy": int8, "best_val_accuracy": max(val),
                      "best_val_epoch": val.index(max(val)) + 1, "epochs_run": len(val), "train_seconds": secs})
@@ -173,16 +172,6 @@ def _finish(results, teacher_accs, t_spec, spec, paired, args) -> None:
             "protocols": PROTOCOLS, "results": results}, summary, cmd.strip())
 
 
-def _torch_logits(model, x):
-    model.eval()
-    with torch.no_grad():
-        return model(torch.from_numpy(x)).numpy()
-
-
-def _int8_accuracy(model, data) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_student(model, data, Path(tmp) / "m.onnx")
-        return quantize_student(fp32, data, Path(tmp) / "m_int8.onnx").accuracy
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
+from _eval import int8_accuracy  # noqa: E402
 from _results import RESULTS, record  # noqa: E402
 
 from edgekd.cache import default_cache_dir  # noqa: E402
@@ -39,7 +40,8 @@ from edgekd.distill.config import DistillConfig  # noqa: E402
 from edgekd.distill.methods import METHODS, MethodContext  # noqa: E402
 from edgekd.models.default_teacher import default_teacher  # noqa: E402
 from edgekd.models.students import StudentSpec  # noqa: E402
-from edgekd.stages import accuracy_of, export_student, quantize_student  # noqa: E402
+from edgekd.distill.trainer import evaluate  # noqa: E402
+from edgekd.stages import accuracy_of, export_student  # noqa: E402
 
 RUNS = {  # name -> (method, DistillConfig overrides)
     "student alone": ("kd", {"loss": "ce", "alpha": 0.0}),
@@ -60,6 +62,7 @@ RUNS = {  # name -> (method, DistillConfig overrides)
     "cross-modal alone (14x14)": ("kd", {"loss": "ce", "alpha": 0.0}),
     "cross-modal KD (teacher 28x28)": ("cross-modal", {}),
 }
+QAT_VS_PTQ = (("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone"))  # same loss, with and without QAT
 
 
 def main() -> None:
@@ -112,8 +115,8 @@ def main() -> None:
                                 teachers=(teacher, second) if method == "multi-teacher" else ())
             res = METHODS.get(method).run(ctx)
             secs = time.perf_counter() - t0
-            acc = accuracy_of(_torch_logits(res.model, d.x_test), d.y_test)
-            int8 = _int8_accuracy(res.model, d)
+            acc = evaluate(res.model, d.x_test, d.y_test)
+            int8 = int8_accuracy(res.model, d)
             runs.append({"seed": seed, "test_accuracy": acc, "int8_accuracy": int8, "train_seconds": secs})
             print(f"{name:40s} seed {seed}: fp32 {acc:.4f}  int8 {int8:.4f}  ({secs:.0f}s)", flush=True)
         accs = [r["test_accuracy"] for r in runs]
@@ -141,16 +144,6 @@ def _wanted(name: str, args: argparse.Namespace) -> bool:
     return args.only is None or any(o.lower() in name.lower() for o in args.only)
 
 
-def _torch_logits(model, x):
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(torch.from_numpy(x[i:i + 1024])) for i in range(0, len(x), 1024)]).numpy()
-
-
-def _int8_accuracy(model, data) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        fp32 = export_student(model, data, Path(tmp) / "m.onnx")
-        return quantize_student(fp32, data, Path(tmp) / "m_int8.onnx").accuracy
 
 
 def _second_teacher(data, args):
@@ -179,10 +172,9 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
         drops = [x["test_accuracy"] - x["int8_accuracy"] for x in r["runs"]]
         r["int8_drop_mean"] = statistics.mean(drops)
         r["int8_drop_std"] = statistics.stdev(drops) if len(drops) > 1 else 0.0
-    qat_vs_ptq = {q: {"qat_int8_drop": results[q]["int8_drop_mean"], "ptq_int8_drop": results[p]["int8_drop_mean"],
+    qat_vs_ptq = {q: {"ptq_row": p, "qat_int8_drop": results[q]["int8_drop_mean"], "ptq_int8_drop": results[p]["int8_drop_mean"],
                       "qat_int8_accuracy": results[q]["int8_mean"], "ptq_int8_accuracy": results[p]["int8_mean"]}
-                  for q, p in (("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone"))
-                  if q in results and p in results}
+                  for q, p in QAT_VS_PTQ if q in results and p in results}
     ranked = sorted((r["gap_recovered"], n) for n, r in results.items()
                     if r["gap_recovered"] is not None and not n.startswith(("cross-modal", "student alone")))
     fmt = lambda n, r: (f"{n} {r['mean']:.4f} ± {r['std']:.4f} (int8 {r['int8_mean']:.4f}, drop "  # noqa: E731
@@ -193,7 +185,7 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
         g, n = ranked[-1]
         goals.append(f"best method {n} recovers {g:.0%} of the gap (goal >= 50%: {'met' if g >= 0.5 else 'NOT met'})")
     for q, c in qat_vs_ptq.items():
-        p = dict((("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone")))[q]
+        p = c["ptq_row"]
         noise = 2 * max(results[q]["int8_drop_std"], results[p]["int8_drop_std"])  # seed spread of the drops
         diff = c["ptq_int8_drop"] - c["qat_int8_drop"]
         c["noise_pts"] = noise * 100

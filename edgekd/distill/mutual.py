@@ -12,6 +12,8 @@ Paper: Y. Zhang, T. Xiang, T. M. Hospedales, H. Lu, "Deep Mutual Learning", CVPR
 
 from __future__ import annotations
 
+from ..errors import ConfigError
+
 import copy
 import math
 import time
@@ -25,6 +27,8 @@ from .trainer import TrainResult, evaluate
 
 def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Callable[[str], None]) -> TrainResult:
     """``build()`` makes one fresh student; ``config.peers`` of them are trained together."""
+    if config.augment != "none":  # this loop trains the peers on the samples as they are
+        raise ConfigError(f"--augment {config.augment} is not supported by --method mutual", "use --augment none")
     import torch
     import torch.nn.functional as F
 

@@ -99,7 +99,6 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     gen = torch.Generator().manual_seed(config.seed)
     warm_steps = warmup_epochs(loss_fn, config) * steps_per_epoch
     mix_gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: the batch order stays the seed's
-    global_step = 0
 
     best_acc, best_state, stale, history = -1.0, None, 0, []
     epoch = 0
@@ -122,8 +121,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                     with torch.no_grad():
                         tb = teacher_module(xb)
                 if warm_steps:
-                    loss_opts["warmup"] = warmup_factor(global_step, warm_steps)
-                global_step += 1
+                    loss_opts["warmup"] = warmup_factor((epoch - 1) * steps_per_epoch + step, warm_steps)
                 loss = loss_fn(logits, tb, yb, **loss_opts)
                 if hints:
                     loss = loss + hints.loss(idx, xb, teacher_ran)
