@@ -133,6 +133,9 @@ def cli(debug: bool) -> None:
               help="Drop the costliest candidates while their estimated training time exceeds this.")
 @click.option("--fresh", is_flag=True, help="Redo every stage (otherwise finished stages of an earlier build "
               "with the same inputs are reused, and an interrupted build resumes).")
+@click.option("--retime", is_flag=True, help="Time the candidates' training steps again for --time-budget (they are "
+              "measured once per machine and architecture and kept in the cache folder, so the plan does not "
+              "follow the machine's load).")
 @_distill_options
 def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
@@ -145,7 +148,7 @@ def build(**kw: Any) -> None:
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
-                      fresh=kw["fresh"], command=_command_line())
+                      fresh=kw["fresh"], retime=kw["retime"], command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
     if sel.get("npu"):

@@ -45,6 +45,7 @@ class BuildConfig:
     int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
     strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
     fresh: bool = False  # ignore cached stages of earlier builds (they are resumed / reused otherwise)
+    retime: bool = False  # measure the candidates' training steps again (otherwise read back per machine)
     max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
     # every size given with --size)
     time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
@@ -94,7 +95,7 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     cache = StageCache(fresh=config.fresh)
     specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes)
     with _timed(timings, "search", say):
-        plan = _plan(config, target, data, specs, out, cache, say)
+        plan = _plan(config, target, data, specs, out, cache, cache_dir, say)
     chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
     if not chosen:
         closest = min(plan, key=lambda c: (len(c.reasons), c.macs))
@@ -167,24 +168,38 @@ def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progr
     return teacher, info, logits
 
 
-def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, cache: Any, say: Progress) -> list:
+def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, cache: Any, cache_dir: Path,
+          say: Progress) -> list:
     """Every candidate's estimated cost and whether it is trained (cached: probes are not re-run)."""
     import math
 
     from .search import CandidateCost, decide, interpolate, probe_latency, size_candidates
+    from .step_times import StepTimes
 
     steps = math.ceil(len(data.x_train) / config.distill.batch_size)
+    step_times = StepTimes(cache_dir, retime=config.retime)
+
+    def sized() -> list:
+        costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times)
+        if step_times.measured:
+            say(f"search: training step timed for {len(step_times.measured)} candidate(s), kept in "
+                f"{step_times.path} for later builds on this machine")
+        if step_times.reused:
+            say(f"search: training step times of {len(step_times.reused)} candidate(s) read back from "
+                f"{step_times.path} (measured earlier on this machine; --retime measures again)")
+        return costs
+
     if not config.search:
-        return size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs)
+        return sized()
     where = ensure_dir(out / "search")
     key = cache.key("search", [s.as_dict() for s in specs], target.name, target.budget.as_dict(), target.runtimes,
                     target.core, target.clock_ghz, target.threads, data.fingerprint(), config.distill.as_dict(),
-                    config.max_candidates, config.time_budget_s)
+                    config.max_candidates, config.time_budget_s, time.time() if config.retime else None)
 
     def work() -> list:
         from .fsio import write_json_atomic
 
-        costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs)
+        costs = sized()
         sram = getattr(getattr(target, "budget", None), "sram_kib", None)
         fits_size = [c for c in costs if target.budget.model_size_mb is None
                      or c.int8_size_mb <= target.budget.model_size_mb]

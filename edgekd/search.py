@@ -2,7 +2,8 @@
 
 Before any training, every candidate (width x depth) is built with random weights and sized: parameters, MACs,
 the int8 model size, the largest int8 activation working set (one layer's input + output), and the time one
-training step takes here. Latency on the target does not depend on the weights, so it is estimated from
+training step takes here (measured the first time this machine meets the architecture, then read back from the
+cache folder's ``step-times.json``: see :mod:`edgekd.step_times`). Latency on the target does not depend on the weights, so it is estimated from
 *probes*: the smallest and the largest candidate that pass the size check are exported with random weights to
 each deployable int8 artifact and run in the target's own backend (emulated ARM instruction counts + the
 fitted estimator, or a host measurement); every candidate's latency is interpolated linearly in MACs between
@@ -50,24 +51,47 @@ class CandidateCost:
         return asdict(self)
 
 
-def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int) -> list[CandidateCost]:
-    """Parameters, MACs, int8 size, peak activation and a measured training step for each spec (no training)."""
+def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int,
+                    step_times: Any = None) -> list[CandidateCost]:
+    """Parameters, MACs, int8 size, peak activation and a training step's time for each spec (no training).
+
+    With ``step_times`` (an :class:`edgekd.step_times.StepTimes`) a step time already measured on this machine for
+    the same architecture and batch size is read back instead of measured again, so the plan does not follow the
+    machine's load from one build to the next."""
     import torch
 
+    from .cache import content_key
     from .models.count import count_macs, count_params
     from .models.students import build_student
+    from .step_times import machine_id
+
+    threads = torch.get_num_threads()
+    machine = machine_id(threads)
+    warmed = False
+
+    def measure(model: Any, spec: StudentSpec) -> float:
+        nonlocal warmed
+        if not warmed:  # torch's first training steps in a process pay thread-pool and allocator start-up
+            _train_step_seconds(build_student(specs[0]), specs[0].input_shape, specs[0].num_classes, batch_size,
+                                torch)
+            warmed = True
+        return _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch)
 
     out = []
-    if specs:  # torch's first training steps in a process pay thread-pool and allocator start-up: not a candidate's
-        _train_step_seconds(build_student(specs[0]), specs[0].input_shape, specs[0].num_classes, batch_size, torch)
     for spec in specs:
         model = build_student(spec)
         params, macs = count_params(model), count_macs(model, spec.input_shape)
         peak = _peak_activation(model, spec.input_shape)
-        step = _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch)
+        if step_times is None:
+            step = measure(model, spec)
+        else:
+            key = content_key("train-step", machine, spec.as_dict(), batch_size)
+            step = step_times.get(spec.name, key, lambda: measure(model, spec))
         out.append(CandidateCost(spec.name, spec.width, spec.depth, params, macs,
                                  (params + INT8_OVERHEAD_BYTES) / 1e6, peak / 1024, step,
                                  step * steps_per_epoch * epochs))
+    if step_times is not None:
+        step_times.save()
     return out
 
 
@@ -106,7 +130,7 @@ def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, 
     times = []
     torch.set_num_threads(1)
     try:
-        for _ in range(5):
+        for _ in range(8):
             t0 = time.process_time()
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
