@@ -72,6 +72,9 @@ def _distill_options(f):
         click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience (epochs)."),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option("--limit", type=int, default=None, help="Use at most this many training samples."),
+        click.option("--unlabeled", default=None, metavar="SPEC",
+                     help="Add unlabelled training inputs for distillation (the teacher labels them): 'rest' = the "
+                     "training samples --limit left out, or a data spec whose labels are ignored."),
         click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
                      help="Where teachers and teacher outputs are cached (default ~/.cache/edgekd)."),
     ]
@@ -146,6 +149,7 @@ def build(**kw: Any) -> None:
                       out_dir=kw["out"], targets_dir=kw["targets_dir"],
                       cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
+                      unlabeled=kw["unlabeled"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
                       fresh=kw["fresh"], retime=kw["retime"], command=_command_line())
@@ -192,7 +196,7 @@ def distill(**kw: Any) -> None:
                      teachers=tuple(kw["teacher"]), teacher_arch=kw["teacher_arch"],
                      teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                      class_maps=tuple(parse_class_map(m) for m in kw["teacher_maps"]), limit=kw["limit"],
-                     cache_dir=kw["cache_dir"])
+                     unlabeled=kw["unlabeled"], cache_dir=kw["cache_dir"])
     dist = from_env(os.environ)  # torchrun's rank and world size; None when run as one process
     try:
         ckpt = run_distill(job, config, progress=_say if dist is None or dist.rank == 0 else None, distributed=dist)

@@ -40,6 +40,7 @@ class BuildConfig:
     family: str | None = None  # student family; default chosen from the data's shape
     sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
     data_limit: int | None = None  # keep at most this many training samples (quick runs)
+    unlabeled: str | None = None  # unlabelled training inputs: "rest" (what data_limit left out) or a data spec
     bench_runs: int = 200
     bench_warmup: int = 20
     int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
@@ -82,8 +83,10 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
 
     with _timed(timings, "data", say, f"data: loading {config.data}"):
-        data = load_dataset(config.data, seed=config.distill.seed, limit=config.data_limit)
-    say(f"data: {len(data.x_train)} train / {len(data.x_val)} val / {len(data.x_test)} test, "
+        data = load_dataset(config.data, seed=config.distill.seed, limit=config.data_limit,
+                            unlabeled=config.unlabeled)
+    unl = f" ({data.n_unlabeled} of them unlabelled: the teacher labels them)" if data.n_unlabeled else ""
+    say(f"data: {len(data.x_train)} train{unl} / {len(data.x_val)} val / {len(data.x_test)} test, "
         f"{data.num_classes} classes, samples {data.input_shape}")
 
     with _timed(timings, "teacher", say, "teacher: preparing"):

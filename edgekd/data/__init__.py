@@ -32,6 +32,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
+UNLABELED = -1  # y_train value of an unlabelled training sample (--unlabeled): the teacher's top class stands in
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +51,11 @@ class Dataset:
     kind: str  # "image" (x is N×C×H×W), "sequence" (N×C×L, e.g. sensor channels × time) or "features" (N×F)
     teacher_view: "Dataset | None" = field(default=None, repr=False)  # paired data: the teacher's inputs, same rows
     _fingerprint: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def n_unlabeled(self) -> int:
+        """Training samples without a label (``y_train == UNLABELED``), added with ``--unlabeled``."""
+        return int((self.y_train < 0).sum())
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -101,6 +107,14 @@ def _check_options(seed: int, val_fraction: float, test_fraction: float, limit: 
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}", "pass e.g. limit=1000")
 
 
+def _left_out(spec: str, seed: int, val_fraction: float, test_fraction: float, limit: int | None) -> np.ndarray:
+    """The training samples ``limit`` did not keep (their inputs), from the same split as ``load_dataset``."""
+    full = load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
+    kept = load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, limit=limit)
+    seen = {hashlib.sha1(r.tobytes()).digest() for r in kept.x_train}
+    return full.x_train[[hashlib.sha1(r.tobytes()).digest() not in seen for r in full.x_train]]
+
+
 def _cap(limit: int, fraction: float) -> int:
     """Size of a val/test set that keeps its ratio ``fraction`` to ``limit`` training samples."""
     return math.ceil(limit * fraction / (1.0 - fraction))
@@ -118,6 +132,7 @@ def load_dataset(
     val_fraction: float = 0.1,
     test_fraction: float = 0.2,
     limit: int | None = None,
+    unlabeled: str | None = None,
 ) -> Dataset:
     """Load, validate and split the data named by ``spec``.
 
@@ -126,8 +141,18 @@ def load_dataset(
     becomes val. ``limit`` keeps at most that many training samples (a stratified subset) and caps
     val and test in proportion (``ceil(limit * f / (1 - f))``), for fast runs. All choices come
     from ``numpy.random.default_rng(seed)``: the same seed gives identical arrays.
+
+    ``unlabeled`` adds training inputs without labels (their ``y_train`` is ``UNLABELED``; distillation labels
+    them with the teacher): ``"rest"`` = the training samples ``limit`` left out, or any data spec whose inputs
+    (not its labels) are used. Validation and test stay labelled.
     """
     _check_options(seed, val_fraction, test_fraction, limit)
+    if unlabeled is not None:
+        from .unlabeled import add_unlabeled
+
+        return add_unlabeled(load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
+                                          limit=limit), unlabeled, lambda: _left_out(spec, seed, val_fraction,
+                                                                                     test_fraction, limit))
     if spec.strip().lower().startswith("paired:"):
         from .paired import load_paired
 

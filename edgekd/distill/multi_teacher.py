@@ -68,7 +68,9 @@ def combine(logits: Sequence[np.ndarray], labels: np.ndarray, temperature: float
         return e / e.sum(-1, keepdims=True)
 
     if weighting == "confidence":
-        p_true = softmax(z)[:, np.arange(z.shape[1]), labels]  # (teachers, samples)
+        probs = softmax(z)
+        labels = np.asarray(labels)  # an unlabelled sample (-1, --unlabeled): each teacher's own confidence
+        p_true = np.where(labels >= 0, probs[:, np.arange(z.shape[1]), np.maximum(labels, 0)], probs.max(-1))
         w = (p_true + 1e-8) / (p_true + 1e-8).sum(0, keepdims=True)
     else:
         fixed = np.asarray(weights if weights else [1.0] * n, dtype=np.float64)

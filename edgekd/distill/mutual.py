@@ -29,6 +29,9 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
     """``build()`` makes one fresh student; ``config.peers`` of them are trained together."""
     if config.augment != "none":  # this loop trains the peers on the samples as they are
         raise ConfigError(f"--augment {config.augment} is not supported by --method mutual", "use --augment none")
+    if (data.y_train < 0).any():  # no teacher to label them; peers labelling each other would train on guesses
+        raise ConfigError("--method mutual needs a label on every training sample, and some have none (--unlabeled)",
+                          "drop --unlabeled, or distil from a teacher (e.g. --method kd)")
     import torch
     import torch.nn.functional as F
 

@@ -31,9 +31,13 @@ class DistillJob:
     trust_pickle: bool = False  # DANGEROUS: unpickle torch teacher files in full (runs any code they hold)
     class_maps: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (1-based teacher position, map)
     limit: int | None = None
+    unlabeled: str | None = None  # unlabelled training inputs: "rest" (what limit left out) or a data spec
     cache_dir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.unlabeled is not None and self.data.strip().lower() in NO_DATA:
+            raise ConfigError("--unlabeled adds inputs to real data, and --data is none",
+                              "pass --data with labelled data, or drop --unlabeled (data-free needs neither)")
         for pos, _m in self.class_maps:
             if not 1 <= pos <= max(1, len(self.teachers)):
                 raise ConfigError(f"--teacher-map names teacher {pos} but {len(self.teachers)} teacher(s) are given",
@@ -65,8 +69,11 @@ def run_distill(job: DistillJob, config: Any, progress: Callable[[str], None] | 
         data, teacher = _no_data(config, cache, say)
         config = replace(config, method="data-free") if config.method == "kd" else config
     else:
-        data = load_dataset(job.data, seed=config.seed, limit=job.limit)
+        data = load_dataset(job.data, seed=config.seed, limit=job.limit, unlabeled=job.unlabeled)
         teacher = None
+        if data.n_unlabeled:
+            say(f"data: {data.n_unlabeled} of {len(data.x_train)} training samples are unlabelled; the teacher's "
+                "top class stands in for their labels")
     spec = StudentSpec(job.family or default_family(data.input_shape), job.width, job.depth, data.input_shape,
                        data.num_classes)
     teachers: tuple[Any, ...] = ()

@@ -78,6 +78,14 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     if mix and config.uses_teacher and teacher_module is None:
         raise ConfigError("--augment mixup runs the teacher on every mixed batch and needs a PyTorch teacher",
                           "use a .pt/.pt2 teacher or the built-in one, or --augment none")
+    unlabeled = bool((y_train < 0).any())  # --unlabeled: the teacher's top class stands in for the label
+    if unlabeled and mix:
+        raise ConfigError("--augment mixup mixes labels, and some training samples have none (--unlabeled)",
+                          "use --augment none with --unlabeled")
+    if unlabeled and not (config.uses_teacher and config.loss != "ce"):
+        raise ConfigError(f"{int((y_train < 0).sum())} training samples are unlabelled (--unlabeled) and loss "
+                          f"{config.loss!r} has no teacher outputs to label them", "use a distillation loss "
+                          "(e.g. --loss kd) or drop --unlabeled")
     if mix:
         teacher_logits = None  # outputs on the unmixed samples do not apply
     t_train = torch.from_numpy(teacher_logits.astype(np.float32)) if teacher_logits is not None else None
@@ -120,6 +128,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 if teacher_ran:
                     with torch.no_grad():
                         tb = teacher_module(xb)
+                if unlabeled:
+                    yb = torch.where(yb >= 0, yb, tb.argmax(1))
                 if warm_steps:
                     loss_opts["warmup"] = warmup_factor((epoch - 1) * steps_per_epoch + step, warm_steps)
                 loss = loss_fn(logits, tb, yb, **loss_opts)

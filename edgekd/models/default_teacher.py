@@ -42,6 +42,11 @@ def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
     spec = teacher_spec(data.input_shape, data.num_classes)
     config = replace(TEACHER_TRAINING, epochs=epochs or TEACHER_TRAINING.epochs)
     model = build_student(spec)
+    if data.n_unlabeled:  # the teacher learns from labelled samples only (it is what labels the others)
+        from dataclasses import replace as _replace
+
+        keep = data.y_train >= 0
+        data = _replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
     shipped = _shipped_path(data.spec)
     if shipped is not None and epochs is None:
         model.load_state_dict(torch.load(shipped, map_location="cpu", weights_only=True))
