@@ -149,6 +149,10 @@ CASES = [
          r"image .*c1/3\.png is 12x12 but the other images are 8x8", "resize all images"),
     Case("folder-not-images", _data("folder:{files}/not_images"), r"is not an image Pillow can read",
          "remove non-image files"),
+    Case("unlabeled-rest-without-limit", _data("digits", "--unlabeled", "rest"),
+         r"--unlabeled rest: --limit left no training sample out", "pass a --limit below"),
+    Case("unlabeled-without-teacher", _data("digits", "--limit", "100", "--unlabeled", "rest"),
+         r"training samples are unlabelled .* no teacher outputs to label them", "use a distillation loss"),
     Case("data-spec-malformed", _data("npz:"), r"data spec 'npz:' lacks its path", "npz:PATH"),
     # -- target profiles: malformed or contradictory TOML
     Case("target-toml-syntax", _build(tdir="{targets_bad}/syntax"), r"box\.toml is not valid TOML \(.*line \d+",
