@@ -123,10 +123,18 @@ def run_qat(ctx: MethodContext) -> Any:
     Papers: Jacob et al., CVPR 2018 (arXiv:1712.05877); Polino et al., ICLR 2018 (arXiv:1802.05668)."""
     from .qat import FakeQuantized
 
+    from ..quantize.ort_int8 import OrtInt8Config
+
     model = ctx.student()
     fq = FakeQuantized(model)
+    n = min(OrtInt8Config().calibration_samples, len(ctx.data.x_train))
+    calib = ctx.data.calibration_samples(n, seed=0)  # the samples the int8 export calibrates on
+
+    def recalibrate(_epoch: int, _student: Any) -> None:
+        fq.calibrate(calib)
+
     try:
-        result = ctx.train(model, teacher_logits=_kd_logits(ctx))
+        result = ctx.train(model, teacher_logits=_kd_logits(ctx), on_epoch_end=recalibrate)
     finally:
         fq.remove()
     result.model = model

@@ -7,12 +7,15 @@ like the int8 model edgekd deploys (onnxruntime static QDQ, ``quantize.ort_int8`
   quantization is invariant to a per-channel rescaling, so quantizing the conv weight is the same as
   quantizing the BN-folded weight the exporter writes.
 * activations: asymmetric int8 per tensor at the model input and at the outputs of ReLU, pooling and Linear
-  layers (where onnxruntime places QuantizeLinear after fusing Conv+ReLU), with a running min/max observer
-  (observe-only for the first ``warmup_steps`` training steps).
+  layers (where onnxruntime places QuantizeLinear after fusing Conv+ReLU). During the first epoch a running
+  min/max observer sets the ranges (observe-only for the first ``warmup_steps`` steps); after each epoch
+  :meth:`FakeQuantized.calibrate` sets them the way the export will: the float model over the deploy calibration
+  samples, global min/max (onnxruntime MinMax, ``OrtInt8Config``), and keeps them fixed for the next epoch.
 
 After training the fake quantizers are removed and the student is an ordinary float model: it goes through
-the same export and int8 quantization as any student (the int8 scales are calibrated again by onnxruntime;
-the observers' ranges are not carried over). What QAT buys is weights that tolerate that rounding.
+the same export and int8 quantization as any student, whose calibration then finds the ranges the student was
+trained with (measured: with a running observer instead, a w0.25 student that lost 0.75 points in simulated
+int8 lost 2.16 after onnxruntime's calibration).
 Reference: B. Jacob et al., "Quantization and Training of Neural Networks for Efficient Integer-Arithmetic-Only
 Inference", CVPR 2018, arXiv:1712.05877; with a teacher: A. Polino, R. Pascanu, D. Alistarh, "Model compression
 via distillation and quantization", ICLR 2018, arXiv:1802.05668.
@@ -30,7 +33,11 @@ def _weight_fake_quant():
     import torch.nn as nn
 
     class WeightFakeQuant(nn.Module):
+        enabled = True
+
         def forward(self, w):
+            if not self.enabled:
+                return w
             amax = w.detach().abs().flatten(1).amax(dim=1).clamp_min(1e-8)
             zero = torch.zeros(w.shape[0], dtype=torch.int32)
             return torch.fake_quantize_per_channel_affine(w, amax / 127.0, zero, 0, -127, 127)
@@ -39,16 +46,23 @@ def _weight_fake_quant():
 
 
 class ActivationFakeQuant:
-    """Running min/max observer + asymmetric per-tensor int8 fake quantization of one tensor."""
+    """Asymmetric per-tensor int8 fake quantization of one tensor. Its range comes from a running min/max observer
+    until :meth:`FakeQuantized.calibrate` fixes it the way the deployed int8 model's calibration will."""
 
     def __init__(self, warmup_steps: int, momentum: float = 0.05) -> None:
         self.lo = self.hi = None
         self.steps, self.warmup, self.momentum = 0, warmup_steps, momentum
+        self.calibrating = self.fixed = False
 
     def __call__(self, x, training: bool):
         import torch
 
-        if training:
+        if self.calibrating:  # the deploy calibration (MinMax): global min/max over the samples, no rounding
+            lo, hi = float(x.detach().min()), float(x.detach().max())
+            self.lo = lo if self.lo is None else min(self.lo, lo)
+            self.hi = hi if self.hi is None else max(self.hi, hi)
+            return x
+        if training and not self.fixed:
             lo, hi = float(x.detach().min()), float(x.detach().max())
             if self.lo is None:
                 self.lo, self.hi = lo, hi
@@ -56,7 +70,7 @@ class ActivationFakeQuant:
                 m = self.momentum
                 self.lo, self.hi = (1 - m) * self.lo + m * lo, (1 - m) * self.hi + m * hi
             self.steps += 1
-        if self.lo is None or self.steps <= self.warmup:
+        if self.lo is None or (self.steps <= self.warmup and not self.fixed):
             return x
         lo, hi = min(self.lo, 0.0), max(self.hi, 0.0)
         scale = max(hi - lo, 1e-8) / (QMAX - QMIN)
@@ -71,17 +85,45 @@ class FakeQuantized:
         import torch.nn as nn
         import torch.nn.utils.parametrize as P
 
-        self.model, self._handles, self._params = model, [], []
+        self.model, self._handles, self._params, self._acts, self._weights = model, [], [], [], []
         for mod in model.modules():
             if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-                P.register_parametrization(mod, "weight", _weight_fake_quant())
+                wq = _weight_fake_quant()
+                P.register_parametrization(mod, "weight", wq)
                 self._params.append(mod)
+                self._weights.append(wq)
             if isinstance(mod, (nn.ReLU, nn.Linear, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                 fq = ActivationFakeQuant(warmup_steps)
+                self._acts.append(fq)
                 self._handles.append(mod.register_forward_hook(lambda m, _i, out, fq=fq: fq(out, m.training)))
         fq_in = ActivationFakeQuant(warmup_steps)
+        self._acts.append(fq_in)
         self._handles.append(model.register_forward_pre_hook(
             lambda m, args, fq=fq_in: (fq(args[0], m.training), *args[1:])))
+
+    def calibrate(self, x: Any, batch_size: int = 256) -> None:
+        """Fix every activation range as the deploy quantizer will compute it for the current weights: the float
+        model (no rounding anywhere) run over the calibration samples ``x``, global min/max per tensor (onnxruntime
+        MinMax). Training then goes through exactly the rounding the int8 export will apply."""
+        import torch
+
+        was_training = self.model.training
+        for fq in self._acts:
+            fq.lo = fq.hi = None
+            fq.calibrating = True
+        for wq in self._weights:
+            wq.enabled = False
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for i in range(0, len(x), batch_size):
+                    self.model(torch.as_tensor(x[i:i + batch_size]))
+        finally:
+            for fq in self._acts:
+                fq.calibrating, fq.fixed = False, fq.lo is not None
+            for wq in self._weights:
+                wq.enabled = True
+            self.model.train(was_training)
 
     def remove(self) -> Any:
         import torch.nn.utils.parametrize as P

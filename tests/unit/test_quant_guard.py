@@ -65,3 +65,34 @@ def test_guard_fires_on_dynamic_quantization_of_a_conv_net(tmp_path):
     b8 = bench_onnx_host(tmp_path / "dyn.onnx", (1, 28, 28), runs=50, warmup=10)
     row = _row("dyn", b32.p90_ms, b8.p90_ms, 0.9, 0.9)
     assert [f["kind"] for f in quantization_findings([row], 0.01)] == ["slower"], (b32.p90_ms, b8.p90_ms)
+
+
+def test_qat_calibration_fixes_the_ranges_the_int8_export_will_find():
+    """FakeQuantized.calibrate: global min/max of the float model (no rounding) over the calibration samples, like
+    onnxruntime's MinMax; then training steps no longer move the ranges, and the model rounds with them."""
+    import torch.nn as nn
+
+    from edgekd.distill.qat import FakeQuantized
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.randn(300, 4) * 3
+    fq = FakeQuantized(model, warmup_steps=0)
+    model.train()
+    model(torch.randn(64, 4))  # the running observer's first ranges
+    fq.calibrate(x.numpy(), batch_size=128)
+    with torch.no_grad():
+        pre = model[0].parametrizations.weight.original @ x.T + model[0].bias[:, None]  # float, unrounded
+    linear_fq, relu_fq, input_fq = fq._acts[0], fq._acts[1], fq._acts[-1]  # module order; the input's comes last
+    assert linear_fq.fixed and relu_fq.fixed and input_fq.fixed
+    assert linear_fq.lo == pytest.approx(float(pre.min())) and linear_fq.hi == pytest.approx(float(pre.max()))
+    assert relu_fq.lo == pytest.approx(0.0) and relu_fq.hi == pytest.approx(float(pre.max()))
+    assert input_fq.lo == pytest.approx(float(x.min())) and input_fq.hi == pytest.approx(float(x.max()))
+    before = [(a.lo, a.hi) for a in fq._acts]
+    model(torch.randn(64, 4) * 10)  # a training step with wider inputs: the fixed ranges do not follow
+    assert [(a.lo, a.hi) for a in fq._acts] == before
+    model.eval()
+    probe = torch.tensor([[float(x.max()) * 2, 0.0, 0.0, 0.0]])
+    with torch.no_grad():  # the input is clipped to the calibrated range
+        assert torch.allclose(model(probe), model(torch.tensor([[float(x.max()), 0.0, 0.0, 0.0]])), atol=1e-6)
+    fq.remove()
