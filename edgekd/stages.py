@@ -73,7 +73,8 @@ def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir
                       params=count_params(result.model), macs=count_macs(result.model, spec.input_shape),
                       accuracy_fp32=acc, val_accuracy=result.best_val_accuracy, epochs_run=result.epochs_run,
                       config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
-                              "data": data.spec,
+                              "data": data.spec, "train_samples": len(data.x_train),
+                              "unlabeled_samples": data.n_unlabeled,
                               "teacher": None if teacher is None else {"name": teacher.name, "kind": teacher.kind,
                                                                        "outputs": teacher.outputs},
                               "teachers": [{"name": t.name, "kind": t.kind} for t in teachers]})

@@ -202,7 +202,9 @@ def _training(r: dict[str, Any]) -> str:
     d, data = r.get("distill", {}), r.get("data", {})
     hints = f", hints {d['hints']} (β = {d.get('hint_weight')})" if d.get("hints") else ""
     return ("<h2>How the students were trained</h2>\n<p>" + escape(
-        f"Data {data.get('spec')}: {data.get('train')} train / {data.get('val')} val / {data.get('test')} test "
+        f"Data {data.get('spec')}: {data.get('train')} train"
+        f"{' (%d unlabelled, labelled by the teacher)' % data['unlabeled'] if data.get('unlabeled') else ''}"
+        f" / {data.get('val')} val / {data.get('test')} test "
         f"samples, {data.get('num_classes')} classes. Loss {d.get('loss')} (T = {d.get('temperature')}, "
         f"α = {d.get('alpha')}), {d.get('optimizer')} lr {d.get('lr')}, up to {d.get('epochs')} epochs, early stop "
         f"after {d.get('patience')}, seed {d.get('seed')}{hints}.") + "</p>")

@@ -80,7 +80,9 @@ def to_markdown(r: dict[str, Any]) -> str:
     lines += ops_markdown(r)
     d = r["distill"]
     lines += ["## How the students were trained", "",
-              f"Data `{r['data']['spec']}`: {r['data']['train']} train / {r['data']['val']} val / "
+              f"Data `{r['data']['spec']}`: {r['data']['train']} train"
+              f"{' (%d unlabelled, labelled by the teacher)' % r['data']['unlabeled'] if r['data'].get('unlabeled') else ''}"
+              f" / {r['data']['val']} val / "
               f"{r['data']['test']} test samples, {r['data']['num_classes']} classes. Loss `{d['loss']}` "
               f"(T = {d['temperature']}, α = {d['alpha']}), {d['optimizer']} lr {d['lr']}, up to {d['epochs']} "
               f"epochs, early stop after {d['patience']}, seed {d['seed']}"

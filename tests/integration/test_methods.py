@@ -198,6 +198,13 @@ def test_cli_methods_end_to_end(teacher_file, tmp_path, cli_env):
                          env=cli_env, timeout=300)
     assert mix.returncode == 0, mix.stderr
     assert json.loads((tmp_path / "m" / "student.json").read_text())["config"]["distill"]["augment"] == "mixup"
+    unl = subprocess.run([*base, "--limit", "200", "--unlabeled", "rest", "--out", str(tmp_path / "u")],
+                         capture_output=True, text=True, env=cli_env, timeout=300)
+    assert unl.returncode == 0, unl.stderr
+    assert "training samples are unlabelled; the teacher's top class stands in" in unl.stdout + unl.stderr
+    rec = json.loads((tmp_path / "u" / "student.json").read_text())["config"]
+    full = len(load_dataset("digits", seed=0).x_train)
+    assert rec["train_samples"] == full and rec["unlabeled_samples"] == full - 200
     clash = subprocess.run([*base, "--augment", "mixup", "--loss", "dkd", "--out", str(tmp_path / "c")],
                            capture_output=True, text=True, env=cli_env, timeout=120)
     assert clash.returncode == 2 and "needs one label per sample" in clash.stderr

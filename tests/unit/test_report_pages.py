@@ -144,3 +144,11 @@ def test_markdown_carries_environment_threads_seed_and_command():
     assert "## Slowest operators (runtime profiling)" in md and r["command"] in md
     page = to_html(r)
     assert f">{r['environment']['onnxruntime']}<" in page and "Reproduce" in page
+
+
+def test_unlabelled_training_samples_are_stated_on_both_pages():
+    r = load("host")
+    assert "unlabelled" not in to_markdown(r) and "unlabelled" not in to_html(r)  # older reports: no such key
+    r["data"]["unlabeled"] = 48000
+    phrase = f"{r['data']['train']} train (48000 unlabelled, labelled by the teacher)"
+    assert phrase in to_markdown(r) and phrase in to_html(r)
