@@ -90,7 +90,8 @@ def main() -> None:
                     help="add the rows run now to results/methods.json (same settings) instead of replacing it")
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--from-partial", action="store_true",
-                    help="record the methods finished by an interrupted run (results/methods.partial.json)")
+                    help="record the rows finished by an interrupted run with the same --only "
+                    "(results/methods.partial[.ONLY].json); with --merge, into results/methods.json's other rows")
     args = ap.parse_args()
     torch.set_num_threads(2)
     cache = default_cache_dir()
@@ -103,20 +104,17 @@ def main() -> None:
         unl = _full_test(load_dataset("fashion-mnist", seed=0, limit=args.limit, unlabeled="rest"), "fashion-mnist")
         z_unl = teacher.logits(unl.x_train)
     if args.from_partial:
-        results = json.loads((RESULTS / "methods.partial.json").read_text())
+        results = json.loads(_partial_path(args).read_text())
+        results = _merged(results, args) if args.merge else results
         _finish(results, accuracy_of(teacher.logits(data.x_test), data.y_test), teacher, paired, info, args)
         return
     teacher_acc = accuracy_of(teacher.logits(data.x_test), data.y_test)
     z = teacher.logits(data.x_train)
     second = _second_teacher(data, args) if _wanted("multi-teacher (torch+onnx, confidence)", args) else None
-    partial = RESULTS / "methods.partial.json"
+    partial = _partial_path(args)
     results: dict[str, dict] = {}
     if args.merge:
-        old = json.loads((RESULTS / "methods.json").read_text())
-        mine = {"limit": args.limit, "epochs": args.epochs, "batch_size": args.batch_size, "width": args.width}
-        if {k: old.get(k) for k in mine} != mine:
-            raise SystemExit(f"--merge: results/methods.json was run with other settings ({old.get('limit')=}, ...)")
-        results = {k: v for k, v in old["results"].items() if not _wanted(k, args)}
+        _merged({}, args)  # refuse other settings before hours of training, not after
     for name, (method, over) in RUNS.items():
         if not _wanted(name, args):
             continue
@@ -145,7 +143,26 @@ def main() -> None:
                          "mean": statistics.mean(accs), "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
                          "int8_mean": statistics.mean(i8), "int8_std": statistics.stdev(i8) if len(i8) > 1 else 0.0}
         partial.write_text(json.dumps(results, indent=2, default=str))
-    _finish(results, teacher_acc, teacher, paired, info, args)
+    _finish(_merged(results, args) if args.merge else results, teacher_acc, teacher, paired, info, args)
+
+
+def _partial_path(args: argparse.Namespace) -> Path:
+    """Where finished rows are kept while a run goes on; one file per --only selection, so that merge runs of
+    different rows can go on side by side."""
+    slug = "-".join("".join(ch if ch.isalnum() else "_" for ch in o.lower()) for o in args.only or [])
+    return RESULTS / (f"methods.partial.{slug}.json" if slug else "methods.partial.json")
+
+
+def _merged(new: dict[str, dict], args: argparse.Namespace) -> dict[str, dict]:
+    """results/methods.json's rows as they are *now* (another merge run may have added some meanwhile), with the
+    rows run now replacing or joining them."""
+    old = json.loads((RESULTS / "methods.json").read_text())
+    mine = {"limit": args.limit, "epochs": args.epochs, "batch_size": args.batch_size, "width": args.width}
+    if {k: old.get(k) for k in mine} != mine:
+        raise SystemExit(f"--merge: results/methods.json was run with other settings ({old.get('limit')=}, ...)")
+    rows = {k: new.get(k, v) for k, v in old["results"].items()}
+    rows.update({k: v for k, v in new.items() if k not in rows})
+    return rows
 
 
 def _full_test(d, spec: str):
