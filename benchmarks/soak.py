@@ -8,7 +8,8 @@ Builds run through the Python API (``edgekd.build``) in this one process, so a l
 torch, onnxruntime, LiteRT, TensorFlow and the emulator) shows as resident memory that keeps growing from build to
 build. Odd builds are ``fresh`` (every stage redone), even ones reuse the previous build's stages. Checked after each:
 
-- memory: resident set (VmRSS) after the build and a garbage collection; the first build loads the libraries, so
+- memory: resident set (VmRSS) after the build and a garbage collection (and again after malloc_trim, which tells
+  heap fragmentation from live memory; the verdict uses the first); the first build loads the libraries, so
   growth is measured from the end of build 2 to the end of the last; also open file descriptors, threads, and
   ``edgekd-*`` temporary folders left in the system temp dir;
 - results: every fresh build gives the same choice and the same deterministic figures (params, MACs, fp32 and
@@ -40,6 +41,18 @@ def _status(key: str) -> float:
         if line.startswith(key + ":"):
             return float(line.split()[1]) / (1024.0 if key.startswith("Vm") else 1.0)  # kB -> MB
     return float("nan")
+
+
+def _trimmed_rss() -> float:
+    """VmRSS after glibc's malloc_trim(0) returns free heap pages to the system: memory still held after it is
+    live (a leak, a cache), memory that goes away with it was fragmentation. Taken after the row's VmRSS."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        return float("nan")
+    return _status("VmRSS")
 
 
 def _temp_leftovers() -> int:
@@ -100,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         gc.collect()
         row = {"build": i, "mode": "fresh" if fresh else "cached", "wall_s": round(wall, 1),
                "rss_mb": round(_status("VmRSS"), 1), "peak_rss_mb": round(_status("VmHWM"), 1),
+               "rss_after_trim_mb": round(_trimmed_rss(), 1),  # freed heap handed back: fragmentation vs leak
                "threads": int(_status("Threads")), "open_fds": len(os.listdir("/proc/self/fd")),
                "temp_dirs_left": _temp_leftovers() - temps0, "stages_ran": len(report["stages"]["ran"]),
                "stages_reused": len(report["stages"]["reused"]), "selected": report["selected"],
@@ -120,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"build {i} (cached): figures or latencies differ from build {i - 1}")
         last = (_figures(report), _latencies(report))
         rows.append(row)
-        print(f"build {i} {row['mode']:6s} {wall:6.1f} s  RSS {row['rss_mb']:.0f} MB (peak {row['peak_rss_mb']:.0f})  "
+        print(f"build {i} {row['mode']:6s} {wall:6.1f} s  RSS {row['rss_mb']:.0f} MB (trimmed "
+              f"{row['rss_after_trim_mb']:.0f}, peak {row['peak_rss_mb']:.0f})  "
               f"threads {row['threads']}  fds {row['open_fds']}  stages ran {row['stages_ran']} / reused "
               f"{row['stages_reused']}  chosen {row['selected']}", flush=True)
 
