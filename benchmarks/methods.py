@@ -178,7 +178,9 @@ def _full_test(d, spec: str):
 
 
 def _wanted(name: str, args: argparse.Namespace) -> bool:
-    return args.only is None or any(o.lower() in name.lower() for o in args.only)
+    """--only: rows whose name contains one of the texts; a text ending in '$' must be the whole name."""
+    return args.only is None or any(name.lower() == o[:-1].lower() if o.endswith("$") else o.lower() in name.lower()
+                                    for o in args.only)
 
 
 
