@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import tempfile
@@ -244,7 +245,7 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
                f"({len(paired.x_test)}), convnet w{args.width:g} d1, {args.epochs} epochs, batch {args.batch_size}, "
                f"seeds {args.seeds}, teacher {teacher_acc:.4f} (on the paired set's 28x28 view: {t_paired:.4f}): "
                + "; ".join(fmt(n, r) for n, r in results.items()) + ". " + "; ".join(goals))
-    cmd = "python benchmarks/methods.py " + " ".join(sys.argv[1:])
+    cmd = "python benchmarks/methods.py " + shlex.join(sys.argv[1:])
     print(summary)
     if not args.no_record:
         record("methods", {"teacher_accuracy": teacher_acc, "teacher": info["origin"], "limit": args.limit,
