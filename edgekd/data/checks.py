@@ -68,7 +68,7 @@ def check_y(y: object, n: int, source: str, name: str = "y") -> np.ndarray:
         raise DataError(
             f"{source}: {name} has dtype {y.dtype}, not integer labels", "store integer class indices 0..K-1"
         )
-    if y.dtype.kind == "i" and (y < 0).any():
+    if y.dtype.kind in "if" and (y < 0).any():  # float labels too (-1.0 would read as an unlabelled sample)
         neg = y[y < 0]
         raise DataError(
             f"{source}: {name} holds {len(neg)} negative labels (e.g. {int(neg[0])})",
