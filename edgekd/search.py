@@ -3,9 +3,9 @@
 Before any training, every candidate (width x depth) is built with random weights and sized: parameters, MACs,
 the int8 model size, the largest int8 activation working set (one layer's input + output), and the time one
 training step takes here (measured the first time this machine meets the architecture, then read back from the
-cache folder's ``step-times.json``: see :mod:`edgekd.step_times`). Latency on the target does not depend on the weights, so it is estimated from
-*probes*: the smallest and the largest candidate that pass the size check are exported with random weights to
-each deployable int8 artifact and run in the target's own backend (emulated ARM instruction counts + the
+cache folder's ``step-times.json``: see :mod:`edgekd.step_times`). Latency on the target does not depend on
+the weights, so it is estimated from *probes*: the smallest and the largest candidate that pass the size check
+are exported with random weights to each deployable int8 artifact and run in the target's own backend (emulated ARM instruction counts + the
 fitted estimator, or a host measurement); every candidate's latency is interpolated linearly in MACs between
 the two probes (per runtime, the fastest runtime counts). A candidate is skipped only when it *cannot* fit:
 its size over the size budget, its activations over the NPU's SRAM, or even the low end of its latency

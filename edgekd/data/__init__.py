@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -107,14 +108,6 @@ def _check_options(seed: int, val_fraction: float, test_fraction: float, limit: 
         raise ConfigError(f"limit must be a positive integer or None, got {limit!r}", "pass e.g. limit=1000")
 
 
-def _left_out(spec: str, seed: int, val_fraction: float, test_fraction: float, limit: int | None) -> np.ndarray:
-    """The training samples ``limit`` did not keep (their inputs), from the same split as ``load_dataset``."""
-    full = load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-    kept = load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction, limit=limit)
-    seen = {hashlib.sha1(r.tobytes()).digest() for r in kept.x_train}
-    return full.x_train[[hashlib.sha1(r.tobytes()).digest() not in seen for r in full.x_train]]
-
-
 def _cap(limit: int, fraction: float) -> int:
     """Size of a val/test set that keeps its ratio ``fraction`` to ``limit`` training samples."""
     return math.ceil(limit * fraction / (1.0 - fraction))
@@ -147,17 +140,24 @@ def load_dataset(
     (not its labels) are used. Validation and test stay labelled.
     """
     _check_options(seed, val_fraction, test_fraction, limit)
-    if unlabeled is not None:
-        from .unlabeled import add_unlabeled
-
-        return add_unlabeled(load_dataset(spec, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction,
-                                          limit=limit), unlabeled, lambda: _left_out(spec, seed, val_fraction,
-                                                                                     test_fraction, limit))
     if spec.strip().lower().startswith("paired:"):
         from .paired import load_paired
 
-        return load_paired(spec, lambda inner: load_dataset(inner, seed=seed, val_fraction=val_fraction,
+        data = load_paired(spec, lambda inner: load_dataset(inner, seed=seed, val_fraction=val_fraction,
                                                             test_fraction=test_fraction, limit=limit))
+        left_out = None  # --unlabeled refuses paired data before asking for it
+    else:
+        data, left_out = _load_split(spec, seed, val_fraction, test_fraction, limit)
+    if unlabeled is None:
+        return data
+    from .unlabeled import add_unlabeled
+
+    return add_unlabeled(data, unlabeled, left_out)
+
+
+def _load_split(spec: str, seed: int, val_fraction: float, test_fraction: float,
+                limit: int | None) -> tuple[Dataset, Callable[[], np.ndarray]]:
+    """``load_dataset`` for an unpaired spec, and a function giving the training inputs ``limit`` left out."""
     raw = load_raw(spec)
     src = raw.source or spec
     x = check_x(raw.x, src, "x")
@@ -184,6 +184,7 @@ def load_dataset(
     n_val = split_sizes(len(pool), val_fraction, "validation", src)
     val_sub, train_sub = split_indices(y[pool], n_val, rng)
     val_idx, train_idx = pool[val_sub], pool[train_sub]
+    pool_train = train_idx
     if limit is not None and len(train_idx) > limit:
         train_idx = _subset(train_idx, y, int(limit), rng)
         val_idx = _subset(val_idx, y, _cap(limit, val_fraction), rng)
@@ -193,6 +194,7 @@ def load_dataset(
         log.warning("%s: classes %s have no training samples", src, sorted(missing)[:10])
 
     x_tr = to_float32(x[train_idx])
+    left_out = np.setdiff1d(pool_train, train_idx)
     return Dataset(
         spec=spec,
         x_train=x_tr,
@@ -204,5 +206,5 @@ def load_dataset(
         num_classes=num_classes,
         class_names=raw.class_names or tuple(str(i) for i in range(num_classes)),
         kind={4: "image", 3: "sequence"}.get(x_tr.ndim, "features"),
-    )
+    ), lambda: to_float32(x[left_out])
 

@@ -12,8 +12,6 @@ Paper: Y. Zhang, T. Xiang, T. M. Hospedales, H. Lu, "Deep Mutual Learning", CVPR
 
 from __future__ import annotations
 
-from ..errors import ConfigError
-
 import copy
 import math
 import time
@@ -21,7 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from .trainer import TrainResult, evaluate
 
 
@@ -29,7 +27,7 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
     """``build()`` makes one fresh student; ``config.peers`` of them are trained together."""
     if config.augment != "none":  # this loop trains the peers on the samples as they are
         raise ConfigError(f"--augment {config.augment} is not supported by --method mutual", "use --augment none")
-    if (data.y_train < 0).any():  # no teacher to label them; peers labelling each other would train on guesses
+    if data.n_unlabeled:  # no teacher to label them; peers labelling each other would train on guesses
         raise ConfigError("--method mutual needs a label on every training sample, and some have none (--unlabeled)",
                           "drop --unlabeled, or distil from a teacher (e.g. --method kd)")
     import torch

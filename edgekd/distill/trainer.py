@@ -78,12 +78,12 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     if mix and config.uses_teacher and teacher_module is None:
         raise ConfigError("--augment mixup runs the teacher on every mixed batch and needs a PyTorch teacher",
                           "use a .pt/.pt2 teacher or the built-in one, or --augment none")
-    unlabeled = bool((y_train < 0).any())  # --unlabeled: the teacher's top class stands in for the label
+    unlabeled = data.n_unlabeled > 0  # --unlabeled: the teacher's top class stands in for the label
     if unlabeled and mix:
         raise ConfigError("--augment mixup mixes labels, and some training samples have none (--unlabeled)",
                           "use --augment none with --unlabeled")
     if unlabeled and not (config.uses_teacher and config.loss != "ce"):
-        raise ConfigError(f"{int((y_train < 0).sum())} training samples are unlabelled (--unlabeled) and loss "
+        raise ConfigError(f"{data.n_unlabeled} training samples are unlabelled (--unlabeled) and loss "
                           f"{config.loss!r} has no teacher outputs to label them", "use a distillation loss "
                           "(e.g. --loss kd) or drop --unlabeled")
     if mix:
