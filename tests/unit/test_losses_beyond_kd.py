@@ -177,8 +177,7 @@ def test_warmup_longer_than_training_is_refused():
 
 def test_trainer_ramps_dkd_over_the_warmup_steps(monkeypatch):
     """The trainer passes warmup = (step + 1) / warm-up steps to DKD: 4 steps per epoch, 1 warm-up epoch."""
-    from types import SimpleNamespace
-
+    from edgekd.data import Dataset
     from edgekd.distill import losses, trainer
     from edgekd.distill.config import DistillConfig
 
@@ -193,7 +192,8 @@ def test_trainer_ramps_dkd_over_the_warmup_steps(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
     y = np.arange(32) % 3
-    data = SimpleNamespace(x_train=x, y_train=y, x_val=x[:8], y_val=y[:8], input_shape=(4,), num_classes=3)
+    data = Dataset(spec="test", x_train=x, y_train=y, x_val=x[:8], y_val=y[:8], x_test=x[:8], y_test=y[:8],
+                   num_classes=3, class_names=("a", "b", "c"), kind="features")
     net = torch.nn.Linear(4, 3)
     trainer.train(net, data, DistillConfig(loss="dkd", epochs=3, batch_size=8, patience=3, kd_warmup_epochs=1),
                   teacher_logits=rng.standard_normal((32, 3)).astype(np.float32))
