@@ -8,10 +8,12 @@ Builds run through the Python API (``edgekd.build``) in this one process, so a l
 torch, onnxruntime, LiteRT, TensorFlow and the emulator) shows as resident memory that keeps growing from build to
 build. Odd builds are ``fresh`` (every stage redone), even ones reuse the previous build's stages. Checked after each:
 
-- memory: resident set (VmRSS) after the build and a garbage collection (and again after malloc_trim, which tells
-  heap fragmentation from live memory; the verdict uses the first); the first build loads the libraries, so
-  growth is measured from the end of build 2 to the end of the last; also open file descriptors, threads, and
-  ``edgekd-*`` temporary folders left in the system temp dir;
+- memory: resident set (VmRSS) after the build returned (``edgekd.build`` hands freed heap back to the OS as it
+  returns, edgekd/memory.py) and a garbage collection; the verdict uses it. Also recorded: VmRSS after another
+  malloc_trim here (live memory) and the count of live Python objects by type (which types grew since build 2:
+  a cache that keeps each build's graphs shows there). The first build loads the libraries, so growth is measured
+  from the end of build 2 to the end of the last; also open file descriptors, threads, and ``edgekd-*``
+  temporary folders left in the system temp dir;
 - results: every fresh build gives the same choice and the same deterministic figures (params, MACs, fp32 and
   int8 accuracy, model size, the sha256 of every deployed artifact); a cached build ran no stage and reports the
   same figures as the fresh build before it, latencies included; ``edgekd verify`` passes on the run.
@@ -55,6 +57,14 @@ def _trimmed_rss() -> float:
     return _status("VmRSS")
 
 
+def _object_census() -> dict[str, int]:
+    """Live Python objects tracked by the garbage collector, by type name: a leak of Python objects (graphs,
+    sessions, tensors kept in a cache) shows as a type whose count keeps rising from build to build."""
+    from collections import Counter
+
+    return dict(Counter(type(o).__name__ for o in gc.get_objects()))
+
+
 def _temp_leftovers() -> int:
     return sum(1 for p in Path(tempfile.gettempdir()).glob("edgekd-*"))
 
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgekd.verify import verify_run
     sizes = tuple((float(w), int(d)) for w, d in (s.lower().split("x") for s in args.size)) or None
     distill = DistillConfig(epochs=args.epochs) if args.epochs else DistillConfig(epochs=4)
-    rows, problems, first_fresh, last = [], [], None, None
+    rows, problems, first_fresh, last, census2 = [], [], None, None, {}
     fds0, temps0 = len(os.listdir("/proc/self/fd")), _temp_leftovers()
     for i in range(1, args.repeats + 1):
         fresh = i % 2 == 1
@@ -133,11 +143,18 @@ def main(argv: list[str] | None = None) -> int:
             if (_figures(report), _latencies(report)) != last:
                 problems.append(f"build {i} (cached): figures or latencies differ from build {i - 1}")
         last = (_figures(report), _latencies(report))
+        census = _object_census()
+        row["py_objects"] = sum(census.values())
+        if i == 2:
+            census2 = census
+        elif i > 2:  # the types that grew most since build 2
+            grew = sorted(((n - census2.get(t, 0), t) for t, n in census.items()), reverse=True)[:8]
+            row["py_objects_grown_since_build_2"] = {t: d for d, t in grew if d > 0}
         rows.append(row)
         print(f"build {i} {row['mode']:6s} {wall:6.1f} s  RSS {row['rss_mb']:.0f} MB (trimmed "
               f"{row['rss_after_trim_mb']:.0f}, peak {row['peak_rss_mb']:.0f})  "
               f"threads {row['threads']}  fds {row['open_fds']}  stages ran {row['stages_ran']} / reused "
-              f"{row['stages_reused']}  chosen {row['selected']}", flush=True)
+              f"{row['stages_reused']}  chosen {row['selected']}  python objects {row['py_objects']}", flush=True)
 
     growth = rows[-1]["rss_mb"] - rows[1]["rss_mb"] if len(rows) > 1 else 0.0
     if growth > GROWTH_LIMIT_MB:

@@ -68,7 +68,20 @@ class BuildConfig:
 
 
 def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, Any]:
-    """Run the whole chain; returns the report dict. Raises BudgetError (exit 3) when nothing fits."""
+    """Run the whole chain; returns the report dict. Raises BudgetError (exit 3) when nothing fits.
+
+    Whatever the outcome, memory the build freed is handed back to the OS before returning
+    (``edgekd.memory``), so a process that runs many builds does not keep each one's high-water mark.
+    """
+    from .memory import release_free_memory
+
+    try:
+        return _build(config, progress)
+    finally:
+        release_free_memory()
+
+
+def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     from .cache import default_cache_dir
     from .data import load_dataset
     from .models.students import ladder

@@ -60,12 +60,15 @@ def convert_litert(model: Any, sample: np.ndarray, out_file: Path, precision: st
         with _quiet():
             edge_model = _convert(litert_torch, torch, wrapped, args, precision, calibration, channels_last, notes)
             edge_model.export(str(out_file))
+            del edge_model
     except ExportError:
         raise
     except Exception as e:  # litert-torch/torch.export raise many types, often with multi-line text
         raise ExportError(f"litert-torch could not convert the model to {precision} ({type(e).__name__}: "
                           f"{_first_line(e)})",
                           "use converter='onnx2tf', or replace the unsupported op in the model") from None
+    finally:  # every precision goes through torch.export, whose caches would keep each conversion's graphs
+        _forget_graphs()
     if not out_file.is_file() or out_file.stat().st_size == 0:
         raise ExportError("litert-torch wrote no .tflite file", "check free disk space or use converter='onnx2tf'")
     if precision == "int8":
@@ -111,17 +114,16 @@ def _convert_pt2e(litert_torch, torch, module, args, *, dynamic: bool, calibrati
             for i in range(0, len(calibration), batch):
                 prepared(torch.from_numpy(np.ascontiguousarray(calibration[i:i + batch], dtype=np.float32)))
     converted = convert_pt2e(prepared, fold_quantize=False)
-    try:  # litert-torch re-exports the converted graph with the batch-1 ``args``: the .tflite has a static batch of 1
-        return litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
-    finally:
-        _forget_graphs()
+    # litert-torch re-exports the converted graph with the batch-1 ``args``: the .tflite has a static batch of 1
+    return litert_torch.convert(converted, args, quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 
 def _forget_graphs() -> None:
     """torchao and torch.ao memoize ``[_]assert_and_get_unique_device(module)`` with an unbounded functools.cache, so
     every graph PT2E prepares or converts stays alive; torch.export's fake-tensor-to-node map, FakeTensorMode's
-    dispatch cache and ShapeEnv's method caches keep more of each export (~3 MB per int8 conversion in all: benchmarks/soak.py saw resident memory
-    grow with every fresh build).
+    dispatch cache and ShapeEnv's method caches keep more of each export (~3 MB per int8 conversion in all:
+    benchmarks/soak.py saw resident memory grow with every fresh build). Run after every conversion, whatever the
+    precision: fp32 and fp16 conversions export too.
     Clearing these caches frees them; they only speed up repeated calls on the same graph."""
     import importlib
 

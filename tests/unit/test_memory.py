@@ -35,3 +35,19 @@ def test_int8_litert_conversion_leaves_no_graph_behind(tmp_path):
 
 def _graph_modules() -> int:
     return sum(1 for o in gc.get_objects() if isinstance(o, torch.fx.GraphModule))
+
+
+def test_fp32_litert_conversion_leaves_no_export_cache_behind(tmp_path):
+    """fp32 (and fp16) conversions go through torch.export too: its fake-tensor dispatch cache grew by ~1,100
+    entries per fresh default build (benchmarks/soak.py's object census) until it was cleared after every precision."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from edgekd.export.tflite import export_tflite
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+                              torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
+    x = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+    rec = export_tflite(net, x, tmp_path / "m.tflite", precision="fp32", converter="litert-torch")
+    assert rec.config["route"] == "litert-torch"
+    assert len(FakeTensorMode.cache) == 0
