@@ -12,7 +12,8 @@ student, and of its int8 export (ONNX -> onnxruntime static QDQ int8, MinMax per
 path = post-training quantization, PTQ); int8 drop = fp32 − int8. Fraction of the gap recovered =
 (acc − alone) / (teacher − alone). QAT rows are compared with the PTQ rows trained with the same loss
 ("QAT + KD" with "KD (hinton)", "QAT alone" with "student alone"), and once more on a tiny student (w0.25,
-0.14 M MACs), where int8 PTQ loses more; the w0.25 rows have no gap figure (another student size). The QAT
+0.14 M MACs), where int8 PTQ loses more, and on a depthwise-separable student (mobilenet w1 d1, 0.67 M MACs);
+these rows have no gap figure (another student). The QAT
 goal is judged on the drop saved, PTQ drop minus QAT drop, paired by seed (same initial weights and batches): met
 when its mean exceeds 2 standard errors. ``--merge --add-seeds --seeds 3 4 5 --only ROW$`` adds seeds to a row.
 Cross-modal runs on paired:lowres (student sees 14×14, teacher 28×28) against its own 14×14 student alone.
@@ -63,6 +64,8 @@ RUNS = {  # name -> (method, DistillConfig overrides)
     "QAT alone": ("qat", {"loss": "ce", "alpha": 0.0}),
     "KD (hinton), w0.25": ("kd", {}),
     "QAT + KD, w0.25": ("qat", {}),
+    "KD (hinton), mobilenet w1": ("kd", {}),
+    "QAT + KD, mobilenet w1": ("qat", {}),
     "multi-teacher (torch+onnx, confidence)": ("multi-teacher", {"teacher_weighting": "confidence"}),
     "mutual (2 peers)": ("mutual", {}),
     "born-again (1 generation)": ("born-again", {"generations": 1}),
@@ -77,8 +80,11 @@ RUNS = {  # name -> (method, DistillConfig overrides)
 UNLABELED_ROWS = ("KD + unlabelled rest (2 epochs ~ same steps)", "KD + unlabelled rest (5 epochs, 3x the steps)")
 # + the training images --limit left out, unlabelled (--unlabeled rest): an epoch is 9x longer, so the 2-epoch row
 # trains about as many steps as the labelled-only rows (1688 vs 1410) and the 5-epoch row 3x as many
-ROW_WIDTH = {"KD (hinton), w0.25": 0.25, "QAT + KD, w0.25": 0.25}  # a tiny student, where int8 PTQ loses more
-QAT_VS_PTQ = (("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone"), ("QAT + KD, w0.25", "KD (hinton), w0.25"))  # same loss, with and without QAT
+ROW_WIDTH = {"KD (hinton), w0.25": 0.25, "QAT + KD, w0.25": 0.25,  # a tiny student, where int8 PTQ loses more
+             "KD (hinton), mobilenet w1": 1.0, "QAT + KD, mobilenet w1": 1.0}
+ROW_FAMILY = {"KD (hinton), mobilenet w1": "mobilenet", "QAT + KD, mobilenet w1": "mobilenet"}  # depthwise convs
+QAT_VS_PTQ = (("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone"), ("QAT + KD, w0.25", "KD (hinton), w0.25"),
+              ("QAT + KD, mobilenet w1", "KD (hinton), mobilenet w1"))  # same loss, with and without QAT
 
 
 def main() -> None:
@@ -126,7 +132,8 @@ def main() -> None:
         if not _wanted(name, args):
             continue
         d = paired if name.startswith("cross-modal") else unl if name in UNLABELED_ROWS else data
-        spec = StudentSpec("convnet", ROW_WIDTH.get(name, args.width), 1, d.input_shape, d.num_classes)
+        spec = StudentSpec(ROW_FAMILY.get(name, "convnet"), ROW_WIDTH.get(name, args.width), 1, d.input_shape,
+                           d.num_classes)
         runs = []
         for seed in args.seeds:
             cfg = replace(DistillConfig(epochs=args.epochs, patience=args.epochs, seed=seed,

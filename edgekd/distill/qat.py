@@ -6,7 +6,7 @@ like the int8 model edgekd deploys (onnxruntime static QDQ, ``quantize.ort_int8`
 * weights of every Conv/Linear: symmetric int8 per output channel, scale = max|w_c| / 127. Per-channel
   quantization is invariant to a per-channel rescaling, so quantizing the conv weight is the same as
   quantizing the BN-folded weight the exporter writes.
-* activations: asymmetric int8 per tensor at the model input and at the outputs of ReLU, pooling and Linear
+* activations: asymmetric int8 per tensor at the model input and at the outputs of ReLU(6), pooling and Linear
   layers (where onnxruntime places QuantizeLinear after fusing Conv+ReLU). During the first epoch a running
   min/max observer sets the ranges (observe-only for the first ``warmup_steps`` steps); after each epoch
   :meth:`FakeQuantized.calibrate` sets them the way the export will: the float model over the deploy calibration
@@ -92,7 +92,7 @@ class FakeQuantized:
                 P.register_parametrization(mod, "weight", wq)
                 self._params.append(mod)
                 self._weights.append(wq)
-            if isinstance(mod, (nn.ReLU, nn.Linear, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+            if isinstance(mod, (nn.ReLU, nn.ReLU6, nn.Linear, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
                 fq = ActivationFakeQuant(warmup_steps)
                 self._acts.append(fq)
                 self._handles.append(mod.register_forward_hook(lambda m, _i, out, fq=fq: fq(out, m.training)))

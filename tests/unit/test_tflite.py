@@ -53,7 +53,8 @@ def _trained(family: str, shape: tuple[int, ...], steps: int = 40):
 
 @pytest.fixture(scope="module")
 def students():
-    return {"convnet": _trained("convnet", (1, 16, 16)), "mlp": _trained("mlp", (20,))}
+    return {"convnet": _trained("convnet", (1, 16, 16)), "mobilenet": _trained("mobilenet", (1, 16, 16)),
+            "mlp": _trained("mlp", (20,))}
 
 
 def _torch_logits(model, x: np.ndarray) -> np.ndarray:
@@ -68,7 +69,7 @@ def _leftovers(directory: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("route", ["litert-torch", "onnx2tf"])
-@pytest.mark.parametrize("family", ["convnet", "mlp"])
+@pytest.mark.parametrize("family", ["convnet", "mobilenet", "mlp"])  # mobilenet: depthwise convs, ReLU6
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_route_precision_converts_and_passes_parity(students, tmp_path, route, family, precision):
     model, sample, calib = students[family]
@@ -79,8 +80,8 @@ def test_route_precision_converts_and_passes_parity(students, tmp_path, route, f
     assert rec.parity["passed"] and rec.parity["n_samples"] == len(sample)
     assert rec.config["route"] == route and rec.config["fallback_reason"] is None
     assert route in rec.tool
-    assert rec.config["layout"] == ("NHWC" if family == "convnet" else "NC")
-    assert rec.input_shape == ((1, 16, 16, 1) if family == "convnet" else (1, 20))  # static batch 1, NHWC
+    assert rec.config["layout"] == ("NC" if family == "mlp" else "NHWC")
+    assert rec.input_shape == ((1, 20) if family == "mlp" else (1, 16, 16, 1))  # static batch 1, NHWC
     if precision == "int8":  # full int8: int8 tensors at the model's input and output, with their parameters
         for side in ("input", "output"):
             assert rec.config[side]["dtype"] == "int8"
@@ -231,3 +232,23 @@ def test_run_tflite_rejects_bad_files_and_shapes(students, tmp_path):
     rec = export_tflite(model, sample, tmp_path / "m.tflite", converter="litert-torch")
     with pytest.raises(ConfigError, match="do not fit"):
         run_tflite(rec.path, np.zeros((2, 21), np.float32))
+
+
+def test_mobilenet_int8_onnx_keeps_depthwise_convs_and_agrees(students, tmp_path):
+    """onnxruntime's static int8 of a depthwise-separable student: depthwise convs (group = channels) survive
+    export and quantization, and int8 logits agree with the float model's."""
+    import onnx
+
+    from edgekd.export.onnx import export_onnx
+    from edgekd.quantize.ort_int8 import quantize_onnx_int8
+    from edgekd.stages import _run_onnx
+
+    model, sample, calib = students["mobilenet"]
+    fp32 = export_onnx(model, sample, tmp_path / "m.onnx")
+    q = quantize_onnx_int8(fp32, calib, tmp_path / "m_int8.onnx")
+    graph = onnx.load(q.path).graph
+    groups = [a.i for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "group"]
+    assert groups and max(groups) > 1
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)
+    agree = (_run_onnx(q.path, sample).argmax(1) == _torch_logits(model, sample).argmax(1)).mean()
+    assert agree >= 0.9
