@@ -53,6 +53,9 @@ def _distill_options(f):
                      show_default=True, help="multi-teacher: fixed weights or per-sample confidence."),
         click.option("--teacher-map", "teacher_maps", multiple=True, metavar="N=i0,i1,...",
                      help="multi-teacher: teacher N's output index for each data class (other class orders)."),
+        click.option("--qat-weights", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
+                     show_default=True, help="qat: int8 weight scales the student trains through (per-tensor for "
+                     "int8 kernels with one scale per weight)."),
         click.option("--synthetic-samples", type=int, default=2048, show_default=True, help="data-free: inputs."),
         click.option("--inversion-steps", type=int, default=200, show_default=True,
                      help="data-free: optimisation steps per synthetic batch."),
@@ -93,6 +96,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],
+                         qat_weights=kw["qat_weights"],
                          epochs=default_epochs if kw["epochs"] is None else kw["epochs"], optimizer=kw["optimizer"], lr=kw["lr"],
                          batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
 

@@ -36,6 +36,7 @@ class DistillConfig:
     generations: int = 2  # born-again: student generations after the first (each distils the previous)
     teacher_weights: tuple[float, ...] = ()  # multi-teacher: fixed weights (default equal)
     teacher_weighting: str = "fixed"  # multi-teacher: "fixed" or "confidence" (per sample)
+    qat_weights: str = "per-channel"  # qat: int8 weight scales "per-channel" or "per-tensor" (as the target's kernels)
     synthetic_samples: int = 2048  # data-free: inputs synthesised from the teacher
     inversion_steps: int = 200  # data-free: optimisation steps per synthetic batch
     # "mixup": every batch is mixed per sample, x' = λ·x_i + (1 − λ)·x_j, λ ~ U(0, 1), the teacher labels x' as it
@@ -91,6 +92,8 @@ class DistillConfig:
         if self.augment == "mixup" and self.loss in HARD_LABEL_LOSSES:
             raise bad(f"loss {self.loss!r} splits the target class from the others and needs one label per sample, "
                       "which mixup does not give", "use --loss hinton or lskd with --augment mixup, or --augment none")
+        if self.qat_weights not in ("per-channel", "per-tensor"):
+            raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", "use --qat-weights per-channel or per-tensor")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
         from .losses import FEATURE_LOSSES, LOSSES

@@ -118,7 +118,8 @@ def run_feature(ctx: MethodContext) -> Any:
 
 @method("qat", "loss", "quantization-aware distillation: the student trains through simulated int8")
 def run_qat(ctx: MethodContext) -> Any:
-    """KD (``--loss``) with a fake-quantized student: weights int8 per channel, activations int8 per tensor,
+    """KD (``--loss``) with a fake-quantized student: weights int8 per channel (``--qat-weights per-tensor``: one
+    scale per weight, on the BN-folded weight), activations int8 per tensor,
     straight-through gradients (``qat.py``); the returned student is float, trained to survive int8.
     Papers: Jacob et al., CVPR 2018 (arXiv:1712.05877); Polino et al., ICLR 2018 (arXiv:1802.05668)."""
     from .qat import FakeQuantized
@@ -126,7 +127,7 @@ def run_qat(ctx: MethodContext) -> Any:
     from ..quantize.ort_int8 import OrtInt8Config
 
     model = ctx.student()
-    fq = FakeQuantized(model)
+    fq = FakeQuantized(model, weights=ctx.config.qat_weights)
     n = min(OrtInt8Config().calibration_samples, len(ctx.data.x_train))
     calib = ctx.data.calibration_samples(n, seed=0)  # the samples the int8 export calibrates on
 

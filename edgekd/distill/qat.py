@@ -5,7 +5,8 @@ like the int8 model edgekd deploys (onnxruntime static QDQ, ``quantize.ort_int8`
 
 * weights of every Conv/Linear: symmetric int8 per output channel, scale = max|w_c| / 127. Per-channel
   quantization is invariant to a per-channel rescaling, so quantizing the conv weight is the same as
-  quantizing the BN-folded weight the exporter writes.
+  quantizing the BN-folded weight the exporter writes. ``--qat-weights per-tensor`` (for int8 kernels with one
+  weight scale per tensor): one scale, taken on the BN-folded weight, as the export will.
 * activations: asymmetric int8 per tensor at the model input and at the outputs of ReLU(6), pooling and Linear
   layers (where onnxruntime places QuantizeLinear after fusing Conv+ReLU). During the first epoch a running
   min/max observer sets the ranges (observe-only for the first ``warmup_steps`` steps); after each epoch
@@ -25,12 +26,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ConfigError
+
 QMIN, QMAX = -128, 127
 
 
-def _weight_fake_quant():
+WEIGHT_SCHEMES = ("per-channel", "per-tensor")
+
+
+def _weight_fake_quant(per_channel: bool, bn: Any = None):
+    """Symmetric int8 fake quantization of a Conv/Linear weight. Per tensor, one scale covers every output channel
+    of the weight the exporter writes, which has the following BatchNorm folded in (w·γ/σ per channel): the range
+    is taken on that folded weight and the rounding applied to it, then the fold is undone, so the float student
+    trains through exactly the rounding the export will apply (Jacob et al. 2018, section 3.2, with BN frozen
+    to its running statistics)."""
     import torch
-    import torch.nn as nn
+    from torch import nn
 
     class WeightFakeQuant(nn.Module):
         enabled = True
@@ -38,11 +49,32 @@ def _weight_fake_quant():
         def forward(self, w):
             if not self.enabled:
                 return w
-            amax = w.detach().abs().flatten(1).amax(dim=1).clamp_min(1e-8)
-            zero = torch.zeros(w.shape[0], dtype=torch.int32)
-            return torch.fake_quantize_per_channel_affine(w, amax / 127.0, zero, 0, -127, 127)
+            if per_channel:  # invariant to a per-channel rescaling: the fold does not change the rounding
+                amax = w.detach().abs().flatten(1).amax(dim=1).clamp_min(1e-8)
+                zero = torch.zeros(w.shape[0], dtype=torch.int32)
+                return torch.fake_quantize_per_channel_affine(w, amax / 127.0, zero, 0, -127, 127)
+            fold = torch.ones(w.shape[0], dtype=w.dtype)
+            if bn is not None:
+                fold = (bn.weight.detach().abs() / torch.sqrt(bn.running_var + bn.eps)).clamp_min(1e-8)
+            fold = fold.reshape(-1, *([1] * (w.dim() - 1)))
+            folded = w * fold
+            scale = float(folded.detach().abs().max().clamp_min(1e-8)) / 127.0
+            return torch.fake_quantize_per_tensor_affine(folded, scale, 0, -127, 127) / fold
 
     return WeightFakeQuant()
+
+
+def _following_batchnorm(model: Any) -> dict[int, Any]:
+    """id(conv) -> the BatchNorm right after it in the same container (what the exporter folds into it)."""
+    from torch import nn
+
+    out = {}
+    for parent in model.modules():
+        kids = list(parent.children())
+        for a, b in zip(kids, kids[1:]):
+            if isinstance(a, (nn.Conv1d, nn.Conv2d)) and isinstance(b, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                out[id(a)] = b
+    return out
 
 
 class ActivationFakeQuant:
@@ -81,14 +113,17 @@ class ActivationFakeQuant:
 class FakeQuantized:
     """Attach fake quantization to ``model`` in place; ``remove()`` restores a plain float model."""
 
-    def __init__(self, model: Any, warmup_steps: int = 50) -> None:
+    def __init__(self, model: Any, warmup_steps: int = 50, weights: str = "per-channel") -> None:
         import torch.nn as nn
         import torch.nn.utils.parametrize as P
 
+        if weights not in WEIGHT_SCHEMES:
+            raise ConfigError(f"unknown QAT weight scheme {weights!r}", f"use one of {', '.join(WEIGHT_SCHEMES)}")
         self.model, self._handles, self._params, self._acts, self._weights = model, [], [], [], []
+        bns = _following_batchnorm(model)
         for mod in model.modules():
             if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-                wq = _weight_fake_quant()
+                wq = _weight_fake_quant(weights == "per-channel", bns.get(id(mod)))
                 P.register_parametrization(mod, "weight", wq)
                 self._params.append(mod)
                 self._weights.append(wq)

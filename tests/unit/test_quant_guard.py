@@ -96,3 +96,45 @@ def test_qat_calibration_fixes_the_ranges_the_int8_export_will_find():
     with torch.no_grad():  # the input is clipped to the calibrated range
         assert torch.allclose(model(probe), model(torch.tensor([[float(x.max()), 0.0, 0.0, 0.0]])), atol=1e-6)
     fq.remove()
+
+
+def test_qat_per_tensor_weights_round_the_bn_folded_weight_like_the_export(tmp_path):
+    """--qat-weights per-tensor: the scale is one max over the BN-folded weight (w·γ/σ), the rounding is applied
+    there, and onnxruntime's per-tensor int8 export of the same (eval-mode, BN-folded) model holds the same int8
+    values: the float student trained through exactly what the export writes."""
+    import onnx
+    import torch.nn as nn
+    from onnx import numpy_helper
+
+    from edgekd.distill.qat import FakeQuantized
+    from edgekd.export.onnx import export_onnx
+    from edgekd.quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+
+    torch.manual_seed(0)
+    conv, bn = nn.Conv2d(4, 4, 3, padding=1, groups=4, bias=False), nn.BatchNorm2d(4)  # a depthwise conv
+    with torch.no_grad():  # channels of very different folded size: what makes per-tensor hard
+        bn.weight.copy_(torch.tensor([4.0, 0.5, 1.0, 0.05]))
+        bn.running_var.copy_(torch.tensor([0.5, 2.0, 1.0, 0.1]))
+        bn.running_mean.copy_(torch.randn(4) * 0.1)
+    model = nn.Sequential(conv, bn, nn.ReLU()).eval()
+    raw = conv.weight.detach().clone()
+    fold = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().reshape(-1, 1, 1, 1)
+
+    fq = FakeQuantized(model, weights="per-tensor")
+    effective = conv.weight.detach()  # the parametrized weight the student computes with
+    scale = float((raw * fold).abs().max()) / 127.0
+    codes = (effective * fold / scale)
+    assert torch.allclose(codes, codes.round(), atol=1e-3)  # integers on the folded grid
+    assert float((codes.round() - (raw * fold / scale).round()).abs().max()) == 0  # round to nearest
+    fq.remove()
+    assert torch.equal(conv.weight.detach(), raw)  # removed: the float weights are back
+
+    x = np.random.default_rng(0).standard_normal((64, 4, 6, 6)).astype(np.float32)
+    fp32 = export_onnx(model, x[:8], tmp_path / "m.onnx")
+    q = quantize_onnx_int8(fp32, x, tmp_path / "m_int8.onnx", OrtInt8Config(per_channel=False), min_agreement=None)
+    inits = {i.name: numpy_helper.to_array(i) for i in onnx.load(q.path).graph.initializer}
+    int8_w = [v for v in inits.values() if v.dtype == np.int8 and v.ndim == 4]
+    assert len(int8_w) == 1
+    assert np.abs(int8_w[0].astype(np.int64) - codes.round().numpy().astype(np.int64)).max() <= 1
+    with pytest.raises(Exception, match="per-tensor"):
+        FakeQuantized(model, weights="per-layer")
