@@ -48,13 +48,9 @@ def _status(key: str) -> float:
 def _trimmed_rss() -> float:
     """VmRSS after glibc's malloc_trim(0) returns free heap pages to the system: memory still held after it is
     live (a leak, a cache), memory that goes away with it was fragmentation. Taken after the row's VmRSS."""
-    import ctypes
+    from edgekd.memory import release_free_memory
 
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        return float("nan")
-    return _status("VmRSS")
+    return _status("VmRSS") if release_free_memory() else float("nan")
 
 
 def _object_census() -> dict[str, int]:

@@ -14,7 +14,11 @@ from typing import Any
 import click
 
 from . import __version__
+from .distill.qat import WEIGHT_SCHEMES as QAT_WEIGHT_SCHEMES  # a tuple of names; the module imports torch lazily
 from .errors import EdgeKDError
+
+FAMILY_HELP = ("Student family: convnet or mobilenet (depthwise-separable) for images, conv1d for sequences, mlp for "
+               "feature vectors (default: chosen from the data's shape).")
 
 
 def _say(msg: str) -> None:
@@ -53,7 +57,7 @@ def _distill_options(f):
                      show_default=True, help="multi-teacher: fixed weights or per-sample confidence."),
         click.option("--teacher-map", "teacher_maps", multiple=True, metavar="N=i0,i1,...",
                      help="multi-teacher: teacher N's output index for each data class (other class orders)."),
-        click.option("--qat-weights", type=click.Choice(["per-channel", "per-tensor"]), default="per-channel",
+        click.option("--qat-weights", type=click.Choice(QAT_WEIGHT_SCHEMES), default="per-channel",
                      show_default=True, help="qat: int8 weight scales the student trains through (per-tensor for "
                      "int8 kernels with one scale per weight)."),
         click.option("--synthetic-samples", type=int, default=2048, show_default=True, help="data-free: inputs."),
@@ -124,7 +128,7 @@ def cli(debug: bool) -> None:
 @click.option("--target", default="raspberrypi", show_default=True, help="Device profile (see `edgekd targets list`).")
 @click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/TARGET).")
-@click.option("--family", default=None, help="Student family (default: chosen from the data's shape).")
+@click.option("--family", default=None, help=FAMILY_HELP)
 @click.option("--size", "sizes", multiple=True, metavar="WIDTHxDEPTH",
               help="Student size to try, e.g. 0.5x1 (repeatable; default: the family's ladder).")
 @click.option("--bench-runs", type=int, default=200, show_default=True, help="Timed runs per benchmark.")
@@ -181,7 +185,7 @@ def _parse_size(text: str) -> tuple[float, int]:
 
 
 @cli.command()
-@click.option("--student", "family", default=None, help="Student family (default: chosen from the data's shape).")
+@click.option("--student", "family", default=None, help=FAMILY_HELP)
 @click.option("--width", type=float, default=0.5, show_default=True)
 @click.option("--depth", type=int, default=1, show_default=True)
 @click.option("--out", type=click.Path(file_okay=False), required=True, help="Directory for student.pt/.json.")

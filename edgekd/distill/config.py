@@ -92,8 +92,10 @@ class DistillConfig:
         if self.augment == "mixup" and self.loss in HARD_LABEL_LOSSES:
             raise bad(f"loss {self.loss!r} splits the target class from the others and needs one label per sample, "
                       "which mixup does not give", "use --loss hinton or lskd with --augment mixup, or --augment none")
-        if self.qat_weights not in ("per-channel", "per-tensor"):
-            raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", "use --qat-weights per-channel or per-tensor")
+        from .qat import WEIGHT_SCHEMES  # light: torch is imported only when a student is fake-quantized
+
+        if self.qat_weights not in WEIGHT_SCHEMES:
+            raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", f"use --qat-weights {' or '.join(WEIGHT_SCHEMES)}")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
         from .losses import FEATURE_LOSSES, LOSSES
