@@ -60,6 +60,9 @@ def _distill_options(f):
         click.option("--qat-weights", type=click.Choice(QAT_WEIGHT_SCHEMES), default="per-channel",
                      show_default=True, help="qat: int8 weight scales the student trains through (per-tensor for "
                      "int8 kernels with one scale per weight)."),
+        click.option("--qat-bn-epochs", type=int, default=None,
+                     help="qat: epochs in which BatchNorm updates its statistics; frozen after them, so training "
+                     "sees the deployed (folded) model (default: 2/3 of the epochs; --epochs: never)."),
         click.option("--synthetic-samples", type=int, default=2048, show_default=True, help="data-free: inputs."),
         click.option("--inversion-steps", type=int, default=200, show_default=True,
                      help="data-free: optimisation steps per synthetic batch."),
@@ -100,7 +103,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],
-                         qat_weights=kw["qat_weights"],
+                         qat_weights=kw["qat_weights"], qat_bn_epochs=kw["qat_bn_epochs"],
                          epochs=default_epochs if kw["epochs"] is None else kw["epochs"], optimizer=kw["optimizer"], lr=kw["lr"],
                          batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
 

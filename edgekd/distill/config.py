@@ -37,6 +37,9 @@ class DistillConfig:
     teacher_weights: tuple[float, ...] = ()  # multi-teacher: fixed weights (default equal)
     teacher_weighting: str = "fixed"  # multi-teacher: "fixed" or "confidence" (per sample)
     qat_weights: str = "per-channel"  # qat: int8 weight scales "per-channel" or "per-tensor" (as the target's kernels)
+    # qat: epochs during which BatchNorm updates its statistics; after them it is frozen (running statistics, as
+    # deployed). None: two thirds of the epochs, rounded (measured in benchmarks/methods.py)
+    qat_bn_epochs: int | None = None
     synthetic_samples: int = 2048  # data-free: inputs synthesised from the teacher
     inversion_steps: int = 200  # data-free: optimisation steps per synthetic batch
     # "mixup": every batch is mixed per sample, x' = λ·x_i + (1 − λ)·x_j, λ ~ U(0, 1), the teacher labels x' as it
@@ -96,6 +99,10 @@ class DistillConfig:
 
         if self.qat_weights not in WEIGHT_SCHEMES:
             raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", f"use --qat-weights {' or '.join(WEIGHT_SCHEMES)}")
+        if self.qat_bn_epochs is not None and self.qat_bn_epochs < 1:
+            raise bad(f"--qat-bn-epochs must be >= 1 (BatchNorm needs statistics before it is frozen), got "
+                      f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self.bn_epochs_default()}, or "
+                      f"{self.epochs} to never freeze it")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
         from .losses import FEATURE_LOSSES, LOSSES
@@ -104,6 +111,14 @@ class DistillConfig:
         LOSSES.get(self.loss)  # unknown loss -> ConfigError listing the known ones
         FEATURE_LOSSES.get(self.feature_loss)
         METHODS.get(self.method)
+
+    def bn_epochs_default(self) -> int:
+        return max(1, round(2 * self.epochs / 3))
+
+    @property
+    def qat_bn_frozen_after(self) -> int:
+        """qat: the epoch after which BatchNorm is frozen (>= epochs: never)."""
+        return self.bn_epochs_default() if self.qat_bn_epochs is None else self.qat_bn_epochs
 
     @property
     def uses_teacher(self) -> bool:

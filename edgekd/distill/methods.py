@@ -120,7 +120,8 @@ def run_feature(ctx: MethodContext) -> Any:
 def run_qat(ctx: MethodContext) -> Any:
     """KD (``--loss``) with a fake-quantized student: weights int8 per channel (``--qat-weights per-tensor``: one
     scale per weight, on the BN-folded weight), activations int8 per tensor,
-    straight-through gradients (``qat.py``); the returned student is float, trained to survive int8.
+    straight-through gradients (``qat.py``); after ``--qat-bn-epochs`` BatchNorm is frozen to its running
+    statistics, so the last epochs train the deployed forward; the returned student is float, trained to survive int8.
     Papers: Jacob et al., CVPR 2018 (arXiv:1712.05877); Polino et al., ICLR 2018 (arXiv:1802.05668)."""
     from .qat import FakeQuantized
 
@@ -131,7 +132,10 @@ def run_qat(ctx: MethodContext) -> Any:
     n = min(OrtInt8Config().calibration_samples, len(ctx.data.x_train))
     calib = ctx.data.calibration_samples(n, seed=0)  # the samples the int8 export calibrates on
 
-    def recalibrate(_epoch: int, _student: Any) -> None:
+    def recalibrate(epoch: int, _student: Any) -> None:
+        if epoch == ctx.config.qat_bn_frozen_after:
+            fq.freeze_batchnorm()
+            ctx.progress(f"qat: BatchNorm statistics frozen after epoch {epoch} (--qat-bn-epochs)")
         fq.calibrate(calib)
 
     try:

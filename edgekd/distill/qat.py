@@ -135,6 +135,21 @@ class FakeQuantized:
         self._acts.append(fq_in)
         self._handles.append(model.register_forward_pre_hook(
             lambda m, args, fq=fq_in: (fq(args[0], m.training), *args[1:])))
+        self.bn_frozen = False
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                self._handles.append(mod.register_forward_pre_hook(self._frozen_bn_hook))
+
+    def _frozen_bn_hook(self, bn: Any, _args: Any) -> None:
+        if self.bn_frozen:  # the trainer's model.train() each epoch would otherwise switch batch statistics back on
+            bn.training = False
+
+    def freeze_batchnorm(self) -> None:
+        """From now on every BatchNorm normalises with its running statistics and stops updating them, in training
+        too: the forward pass is then the deployed one (conv with the BN folded in, at the folded weight's
+        int8 rounding), no longer one normalised by each batch's own statistics. Jacob et al. 2018 (section 3.2)
+        freeze them for the end of training; so does torchvision's QAT recipe."""
+        self.bn_frozen = True
 
     def calibrate(self, x: Any, batch_size: int = 256) -> None:
         """Fix every activation range as the deploy quantizer will compute it for the current weights: the float

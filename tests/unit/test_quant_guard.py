@@ -138,3 +138,45 @@ def test_qat_per_tensor_weights_round_the_bn_folded_weight_like_the_export(tmp_p
     assert np.abs(int8_w[0].astype(np.int64) - codes.round().numpy().astype(np.int64)).max() <= 1
     with pytest.raises(Exception, match="per-tensor"):
         FakeQuantized(model, weights="per-layer")
+
+
+def test_qat_frozen_batchnorm_trains_through_the_deployed_forward():
+    """After freeze_batchnorm, a training-mode step normalises with the running statistics and leaves them alone
+    (the trainer's model.train() each epoch does not switch batch statistics back on); before it, training
+    normalises with the batch's own statistics and updates the running ones."""
+    import torch.nn as nn
+
+    from edgekd.distill.qat import FakeQuantized
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    fq = FakeQuantized(model, warmup_steps=0, weights="per-tensor")
+    x = torch.randn(16, 2, 6, 6) * 2 + 1
+    model.train()
+    model(x)
+    moved = model[1].running_mean.clone()
+    assert not torch.allclose(moved, torch.zeros(4))  # batch statistics: the running ones moved
+    fq.calibrate(x.numpy())
+    fq.freeze_batchnorm()
+    model.train()  # what the trainer does at every epoch start
+    train_out = model(x)
+    assert torch.equal(model[1].running_mean, moved)
+    model.eval()
+    with torch.no_grad():
+        assert torch.allclose(train_out, model(x), atol=1e-6)  # the training forward is the deployed one
+    fq.remove()
+    model.train()
+    model(x)  # removed: an ordinary model again
+    assert not torch.equal(model[1].running_mean, moved)
+
+
+def test_qat_bn_epochs_default_and_bad_values():
+    from edgekd.distill.config import DistillConfig
+    from edgekd.errors import ConfigError
+
+    assert DistillConfig(epochs=15).qat_bn_frozen_after == 10  # two thirds of the epochs
+    assert DistillConfig(epochs=1).qat_bn_frozen_after == 1
+    assert DistillConfig(epochs=15, qat_bn_epochs=15).qat_bn_frozen_after == 15
+    with pytest.raises(ConfigError, match="qat-bn-epochs must be >= 1") as e:
+        DistillConfig(epochs=15, qat_bn_epochs=0)
+    assert "--qat-bn-epochs 10" in e.value.fix
