@@ -35,7 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -53,46 +53,56 @@ from edgekd.models.default_teacher import default_teacher
 from edgekd.models.students import StudentSpec
 from edgekd.stages import accuracy_of, export_student
 
-RUNS = {  # name -> (method, DistillConfig overrides)
-    "student alone": ("kd", {"loss": "ce", "alpha": 0.0}),
-    "KD (hinton)": ("kd", {}),
-    "DKD": ("kd", {"loss": "dkd", "temperature": 4.0}),
-    "LSKD": ("kd", {"loss": "lskd"}),
-    "DKD+LS": ("kd", {"loss": "dkd_ls", "temperature": 4.0}),
-    "feature mse (auto pairs)": ("feature", {"hints": (("auto", "auto"),), "feature_loss": "mse"}),
-    "feature AT (auto pairs)": ("feature", {"hints": (("auto", "auto"),), "feature_loss": "at"}),
-    "QAT + KD": ("qat", {}),
-    "QAT alone": ("qat", {"loss": "ce", "alpha": 0.0}),
-    "KD (hinton), w0.25": ("kd", {}),
-    "QAT + KD, w0.25": ("qat", {}),
-    "KD (hinton), mobilenet w1": ("kd", {}),
-    "QAT + KD, mobilenet w1": ("qat", {}),
-    "KD (hinton), mobilenet w1, per-tensor int8": ("kd", {}),
-    "QAT + KD, mobilenet w1, per-tensor int8": ("qat", {"qat_weights": "per-tensor"}),
-    "multi-teacher (torch+onnx, confidence)": ("multi-teacher", {"teacher_weighting": "confidence"}),
-    "mutual (2 peers)": ("mutual", {}),
-    "born-again (1 generation)": ("born-again", {"generations": 1}),
-    "data-free (DeepInversion)": ("data-free", {"synthetic_samples": 1024, "inversion_steps": 60}),
-    "student alone + mixup": ("kd", {"loss": "ce", "alpha": 0.0, "augment": "mixup"}),
-    "KD + mixup (function matching)": ("kd", {"augment": "mixup"}),
-    "KD + unlabelled rest (2 epochs ~ same steps)": ("kd", {"epochs": 2}),
-    "KD + unlabelled rest (5 epochs, 3x the steps)": ("kd", {"epochs": 5}),
-    "cross-modal alone (14x14)": ("kd", {"loss": "ce", "alpha": 0.0}),
-    "cross-modal KD (teacher 28x28)": ("cross-modal", {}),
+@dataclass(frozen=True)
+class Row:
+    method: str
+    over: dict = field(default_factory=dict)  # DistillConfig overrides
+    width: float | None = None  # None: --width (the student the gap is measured on); else another student, no gap
+    family: str = "convnet"
+    per_tensor_int8: bool = False  # exported with one weight scale per tensor (kernels without per-channel scales)
+    ptq_row: str | None = None  # QAT rows: the row trained with the same loss and no fake quantization
+
+
+NO_BN_FREEZE = {"qat_bn_epochs": 10_000}  # QAT as before --qat-bn-epochs existed: BatchNorm never frozen
+MN = {"width": 1.0, "family": "mobilenet"}  # depthwise-separable convs (mobilenet w1 d1)
+PT = {**MN, "per_tensor_int8": True}  # the classic case where post-training int8 of depthwise convs breaks down
+# (Krishnamoorthi 2018, arXiv:1806.08342, table 2)
+RUNS = {
+    "student alone": Row("kd", {"loss": "ce", "alpha": 0.0}),
+    "KD (hinton)": Row("kd"),
+    "DKD": Row("kd", {"loss": "dkd", "temperature": 4.0}),
+    "LSKD": Row("kd", {"loss": "lskd"}),
+    "DKD+LS": Row("kd", {"loss": "dkd_ls", "temperature": 4.0}),
+    "feature mse (auto pairs)": Row("feature", {"hints": (("auto", "auto"),), "feature_loss": "mse"}),
+    "feature AT (auto pairs)": Row("feature", {"hints": (("auto", "auto"),), "feature_loss": "at"}),
+    "QAT + KD": Row("qat", ptq_row="KD (hinton)"),
+    "QAT alone": Row("qat", {"loss": "ce", "alpha": 0.0}, ptq_row="student alone"),
+    "QAT + KD, BN never frozen": Row("qat", NO_BN_FREEZE, ptq_row="KD (hinton)"),
+    "QAT alone, BN never frozen": Row("qat", {"loss": "ce", "alpha": 0.0, **NO_BN_FREEZE}, ptq_row="student alone"),
+    "KD (hinton), w0.25": Row("kd", width=0.25),  # a tiny student, where int8 PTQ loses more
+    "QAT + KD, w0.25": Row("qat", width=0.25, ptq_row="KD (hinton), w0.25"),
+    "QAT + KD, w0.25, BN never frozen": Row("qat", NO_BN_FREEZE, width=0.25, ptq_row="KD (hinton), w0.25"),
+    "KD (hinton), mobilenet w1": Row("kd", **MN),
+    "QAT + KD, mobilenet w1": Row("qat", **MN, ptq_row="KD (hinton), mobilenet w1"),
+    "KD (hinton), mobilenet w1, per-tensor int8": Row("kd", **PT),
+    "QAT + KD, mobilenet w1, per-tensor int8": Row("qat", {"qat_weights": "per-tensor"}, **PT,
+                                                   ptq_row="KD (hinton), mobilenet w1, per-tensor int8"),
+    "QAT + KD, mobilenet w1, per-tensor int8, BN never frozen": Row(
+        "qat", {"qat_weights": "per-tensor", **NO_BN_FREEZE}, **PT, ptq_row="KD (hinton), mobilenet w1, per-tensor int8"),
+    "multi-teacher (torch+onnx, confidence)": Row("multi-teacher", {"teacher_weighting": "confidence"}),
+    "mutual (2 peers)": Row("mutual"),
+    "born-again (1 generation)": Row("born-again", {"generations": 1}),
+    "data-free (DeepInversion)": Row("data-free", {"synthetic_samples": 1024, "inversion_steps": 60}),
+    "student alone + mixup": Row("kd", {"loss": "ce", "alpha": 0.0, "augment": "mixup"}),
+    "KD + mixup (function matching)": Row("kd", {"augment": "mixup"}),
+    "KD + unlabelled rest (2 epochs ~ same steps)": Row("kd", {"epochs": 2}),
+    "KD + unlabelled rest (5 epochs, 3x the steps)": Row("kd", {"epochs": 5}),
+    "cross-modal alone (14x14)": Row("kd", {"loss": "ce", "alpha": 0.0}),
+    "cross-modal KD (teacher 28x28)": Row("cross-modal"),
 }
 UNLABELED_ROWS = ("KD + unlabelled rest (2 epochs ~ same steps)", "KD + unlabelled rest (5 epochs, 3x the steps)")
 # + the training images --limit left out, unlabelled (--unlabeled rest): an epoch is 9x longer, so the 2-epoch row
 # trains about as many steps as the labelled-only rows (1688 vs 1410) and the 5-epoch row 3x as many
-ROW_WIDTH = {"KD (hinton), w0.25": 0.25, "QAT + KD, w0.25": 0.25,  # a tiny student, where int8 PTQ loses more
-             "KD (hinton), mobilenet w1": 1.0, "QAT + KD, mobilenet w1": 1.0,
-             "KD (hinton), mobilenet w1, per-tensor int8": 1.0, "QAT + KD, mobilenet w1, per-tensor int8": 1.0}
-ROW_FAMILY = {n: "mobilenet" for n in ROW_WIDTH if "mobilenet" in n}  # depthwise-separable convs
-PER_TENSOR_INT8 = ("KD (hinton), mobilenet w1, per-tensor int8", "QAT + KD, mobilenet w1, per-tensor int8")
-# ^ exported with one weight scale per tensor (kernels without per-channel scales): the classic case where
-#   post-training int8 of depthwise convs breaks down (Krishnamoorthi 2018, arXiv:1806.08342, table 2)
-QAT_VS_PTQ = (("QAT + KD", "KD (hinton)"), ("QAT alone", "student alone"), ("QAT + KD, w0.25", "KD (hinton), w0.25"),
-              ("QAT + KD, mobilenet w1", "KD (hinton), mobilenet w1"),
-              ("QAT + KD, mobilenet w1, per-tensor int8", "KD (hinton), mobilenet w1, per-tensor int8"))  # same loss, with and without QAT
 
 
 def main() -> None:
@@ -136,12 +146,12 @@ def main() -> None:
     results: dict[str, dict] = {}
     if args.merge:
         _merged({}, args)  # refuse other settings before hours of training, not after
-    for name, (method, over) in RUNS.items():
+    for name, row in RUNS.items():
         if not _wanted(name, args):
             continue
+        method, over = row.method, row.over
         d = paired if name.startswith("cross-modal") else unl if name in UNLABELED_ROWS else data
-        spec = StudentSpec(ROW_FAMILY.get(name, "convnet"), ROW_WIDTH.get(name, args.width), 1, d.input_shape,
-                           d.num_classes)
+        spec = StudentSpec(row.family, row.width or args.width, 1, d.input_shape, d.num_classes)
         runs = []
         for seed in args.seeds:
             cfg = replace(DistillConfig(epochs=args.epochs, patience=args.epochs, seed=seed,
@@ -154,7 +164,7 @@ def main() -> None:
             res = METHODS.get(method).run(ctx)
             secs = time.perf_counter() - t0
             acc = evaluate(res.model, d.x_test, d.y_test)
-            int8 = int8_accuracy(res.model, d, per_channel=name not in PER_TENSOR_INT8)
+            int8 = int8_accuracy(res.model, d, per_channel=not row.per_tensor_int8)
             steps = -(-len(d.x_train) // cfg.batch_size) * cfg.epochs  # scheduled (early stopping may end sooner)
             runs.append({"seed": seed, "test_accuracy": acc, "int8_accuracy": int8, "train_seconds": secs,
                          "train_samples": len(d.x_train), "unlabelled_samples": d.n_unlabeled, "steps": steps})
@@ -252,13 +262,13 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
     for name, r in results.items():
         base, top = (alone_x, t_paired) if name.startswith("cross-modal") else (alone, teacher_acc)
         r["gap_recovered"] = (r["mean"] - base) / (top - base) if base is not None and top > base and \
-            name not in ROW_WIDTH else None  # another student size: not measured against this student alone
+            not (name in RUNS and RUNS[name].width) else None  # another student size: not measured against this student alone
         drops = [x["test_accuracy"] - x["int8_accuracy"] for x in r["runs"]]
         r["int8_drop_mean"] = statistics.mean(drops)
         r["int8_drop_std"] = statistics.stdev(drops) if len(drops) > 1 else 0.0
     qat_vs_ptq = {q: {"ptq_row": p, "qat_int8_drop": results[q]["int8_drop_mean"], "ptq_int8_drop": results[p]["int8_drop_mean"],
                       "qat_int8_accuracy": results[q]["int8_mean"], "ptq_int8_accuracy": results[p]["int8_mean"]}
-                  for q, p in QAT_VS_PTQ if q in results and p in results}
+                  for q, p in ((n, r.ptq_row) for n, r in RUNS.items() if r.ptq_row) if q in results and p in results}
     ranked = sorted((r["gap_recovered"], n) for n, r in results.items() if r["gap_recovered"] is not None
                     and not n.startswith(("cross-modal", "student alone")) and n not in UNLABELED_ROWS)
     ranked_unl = sorted((r["gap_recovered"], n) for n, r in results.items()
