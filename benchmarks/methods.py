@@ -14,7 +14,9 @@ path = post-training quantization, PTQ); int8 drop = fp32 − int8. Fraction of 
 ("QAT + KD" with "KD (hinton)", "QAT alone" with "student alone"), and once more on a tiny student (w0.25,
 0.14 M MACs), where int8 PTQ loses more, and on a depthwise-separable student (mobilenet w1 d1, 0.67 M MACs),
 whose int8 export is also measured with per-tensor weight scales (``--qat-weights per-tensor`` for the QAT row);
-these rows have no gap figure (another student). The QAT
+these rows have no gap figure (another student). QAT rows freeze BatchNorm after two thirds of the epochs (the
+``--qat-bn-epochs`` default); the rows named "BN never frozen" train without freezing (as QAT did before that option),
+for the comparison. The QAT
 goal is judged on the drop saved, PTQ drop minus QAT drop, paired by seed (same initial weights and batches): met
 when its mean exceeds 2 standard errors. ``--merge --add-seeds --seeds 3 4 5 --only ROW$`` adds seeds to a row.
 Cross-modal runs on paired:lowres (student sees 14×14, teacher 28×28) against its own 14×14 student alone.

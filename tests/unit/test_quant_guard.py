@@ -180,3 +180,51 @@ def test_qat_bn_epochs_default_and_bad_values():
     with pytest.raises(ConfigError, match="qat-bn-epochs must be >= 1") as e:
         DistillConfig(epochs=15, qat_bn_epochs=0)
     assert "--qat-bn-epochs 10" in e.value.fix
+
+
+@pytest.mark.parametrize("weights", ["per-channel", "per-tensor"])
+def test_qat_simulation_predicts_onnxruntime_int8(tmp_path, weights):
+    """The fake-quantized student (calibrated, BatchNorm frozen) computes what onnxruntime's int8 export of the
+    same student computes: its logits sit far closer to the int8 model's than the float model's do, so QAT
+    trains against the rounding the deployed model really applies (the export's per-tensor or per-channel
+    weights, its calibrated activation ranges)."""
+    import onnxruntime as ort
+
+    from edgekd.distill.qat import FakeQuantized
+    from edgekd.export.onnx import export_onnx
+    from edgekd.models.students import StudentSpec, build_student
+    from edgekd.quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
+
+    torch.manual_seed(0)
+    model = build_student(StudentSpec("mobilenet", 0.5, 1, (1, 16, 16), 5))
+    for m in model.modules():  # trained-looking BatchNorms: channels of different scale and offset
+        if isinstance(m, torch.nn.BatchNorm2d):
+            with torch.no_grad():
+                m.weight.copy_(torch.rand(m.num_features) * 2 + 0.05)
+                m.bias.copy_(torch.randn(m.num_features) * 0.2)
+                m.running_mean.copy_(torch.randn(m.num_features) * 0.1)
+                m.running_var.copy_(torch.rand(m.num_features) * 2 + 0.1)
+    model.eval()
+    rng = np.random.default_rng(0)
+    calib = rng.standard_normal((128, 1, 16, 16)).astype(np.float32)
+    x = rng.standard_normal((256, 1, 16, 16)).astype(np.float32)
+    with torch.no_grad():
+        fp32 = model(torch.from_numpy(x)).numpy()
+
+    onnx_fp32 = export_onnx(model, x[:8], tmp_path / "m.onnx")
+    q = quantize_onnx_int8(onnx_fp32, calib, tmp_path / "m_int8.onnx",
+                           OrtInt8Config(per_channel=weights == "per-channel"), min_agreement=None)
+    sess = ort.InferenceSession(str(q.path), providers=["CPUExecutionProvider"])
+    int8 = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+
+    fq = FakeQuantized(model, warmup_steps=0, weights=weights)
+    fq.calibrate(calib)
+    fq.freeze_batchnorm()
+    model.eval()
+    with torch.no_grad():
+        sim = model(torch.from_numpy(x)).numpy()
+    fq.remove()
+    quant_error = np.abs(fp32 - int8).mean()
+    assert quant_error > 0  # int8 does round
+    assert np.abs(sim - int8).mean() < 0.25 * quant_error
+    assert (sim.argmax(1) == int8.argmax(1)).mean() >= 0.97
