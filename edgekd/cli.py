@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .distill.device import DEVICES as TRAIN_DEVICES  # names only; torch is imported when a device is resolved
 from .distill.qat import WEIGHT_SCHEMES as QAT_WEIGHT_SCHEMES  # a tuple of names; the module imports torch lazily
 from .errors import EdgeKDError
 
@@ -81,6 +82,9 @@ def _distill_options(f):
         click.option("--batch-size", type=int, default=128, show_default=True),
         click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience (epochs)."),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", type=click.Choice(TRAIN_DEVICES), default="cpu", show_default=True,
+                     help="Where students train: cpu, cuda (needs a CUDA build of torch) or auto (cuda when torch "
+                     "sees a GPU). Under torchrun with cuda each rank takes GPU LOCAL_RANK and ranks sync over NCCL."),
         click.option("--limit", type=int, default=None, help="Use at most this many training samples."),
         click.option("--unlabeled", default=None, metavar="SPEC",
                      help="Add unlabelled training inputs for distillation (the teacher labels them): 'rest' = the "
@@ -96,7 +100,7 @@ def _distill_options(f):
 def _distill_config(kw: dict[str, Any], default_epochs: int):
     from .distill.config import DistillConfig, parse_hint
 
-    return DistillConfig(method=kw["method"], loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
+    config = DistillConfig(method=kw["method"], loss=kw["loss"], temperature=kw["temperature"], alpha=kw["alpha"],
                          hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
                          feature_loss=kw["feature_loss"], dkd_alpha=kw["dkd_alpha"], dkd_beta=kw["dkd_beta"],
                          kd_warmup_epochs=kw["kd_warmup_epochs"], augment=kw["augment"],
@@ -105,7 +109,13 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],
                          qat_weights=kw["qat_weights"], qat_bn_epochs=kw["qat_bn_epochs"],
                          epochs=default_epochs if kw["epochs"] is None else kw["epochs"], optimizer=kw["optimizer"], lr=kw["lr"],
-                         batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"])
+                         batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"],
+                         device=kw["device"])
+    if config.device != "cpu":  # refuse --device cuda without CUDA before any data or teacher is loaded
+        from .distill.device import resolve
+
+        resolve(config.device)
+    return config
 
 
 def _one_teacher(kw: dict[str, Any]) -> str | None:
@@ -196,7 +206,8 @@ def _parse_size(text: str) -> tuple[float, int]:
 def distill(**kw: Any) -> None:
     """Train one student with --method (default kd: against a teacher; alone with --loss ce).
 
-    Under `torchrun --nproc_per_node N -m edgekd distill ...` the ranks train one student together (gloo)."""
+    Under `torchrun --nproc_per_node N -m edgekd distill ...` the ranks train one student together (gloo on
+    the CPU; NCCL with --device cuda, one GPU per rank)."""
     import os
 
     from .distill.ddp import from_env
@@ -208,7 +219,7 @@ def distill(**kw: Any) -> None:
                      teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                      class_maps=tuple(parse_class_map(m) for m in kw["teacher_maps"]), limit=kw["limit"],
                      unlabeled=kw["unlabeled"], cache_dir=kw["cache_dir"])
-    dist = from_env(os.environ)  # torchrun's rank and world size; None when run as one process
+    dist = from_env(os.environ, config.device)  # torchrun's rank and world size; None when run as one process
     try:
         ckpt = run_distill(job, config, progress=_say if dist is None or dist.rank == 0 else None, distributed=dist)
     finally:

@@ -61,6 +61,13 @@ def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir
                         progress=progress or (lambda _m: None))
     if distributed is not None:
         ctx.shard, ctx.wrap = (distributed.rank, distributed.world), distributed.wrap
+        ctx.device = distributed.device
+    else:
+        from .distill.device import resolve
+
+        ctx.device = resolve(config.device)
+    if ctx.device is not None and ctx.device.type != "cpu":
+        ctx.progress(f"training on {ctx.device} ({torch.cuda.get_device_name(ctx.device)})")
     result = METHODS.get(config.method).run(ctx)
     acc = evaluate(result.model, data.x_test, data.y_test) if len(data.x_test) else float("nan")  # data-free
     if distributed is not None and distributed.rank != 0:

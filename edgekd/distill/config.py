@@ -54,6 +54,7 @@ class DistillConfig:
     max_grad_norm: float = 5.0  # gradient clipping; 0 disables
     seed: int = 0
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    device: str = "cpu"  # where the student trains: "cpu", "cuda" or "auto" (distill.device)
 
     def __post_init__(self) -> None:
         def bad(what: str, fix: str) -> ConfigError:
@@ -103,6 +104,10 @@ class DistillConfig:
             raise bad(f"--qat-bn-epochs must be >= 1 (BatchNorm needs statistics before it is frozen), got "
                       f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self.bn_epochs_default()}, or "
                       f"{self.epochs} to never freeze it")
+        from .device import DEVICES  # light: torch is imported when the device is resolved, at training
+
+        if self.device not in DEVICES:
+            raise bad(f"unknown device {self.device!r}", f"use --device {' or '.join(DEVICES)}")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
         from .losses import FEATURE_LOSSES, LOSSES

@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TeacherError
+from .device import device_of
 
 A_BN, A_TV, A_L2 = 1.0, 1e-4, 1e-5  # a_tv, a_l2 are the paper's small priors; a_bn scaled for tiny nets
 
@@ -33,8 +34,9 @@ def bn_layers(teacher: Any) -> list[Any]:
 
 def invert(teacher: Any, input_shape: tuple[int, ...], num_classes: int, n: int, steps: int, *, seed: int = 0,
            batch_size: int = 256, lr: float = 0.1, input_range: tuple[float, float] = (0.0, 1.0),
-           progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` synthetic inputs and their intended labels, optimised against ``teacher``'s BN statistics."""
+           progress: Callable[[str], None] | None = None, device: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` synthetic inputs and their intended labels, optimised against ``teacher``'s BN statistics (on
+    ``device``, a torch.device, default the CPU; the teacher is moved there and back)."""
     import torch
     import torch.nn.functional as F
 
@@ -53,6 +55,9 @@ def invert(teacher: Any, input_shape: tuple[int, ...], num_classes: int, n: int,
         stats.append(torch.norm(x.mean(dims) - mod.running_mean, 2)
                      + torch.norm(x.var(dims, unbiased=False) - mod.running_var, 2))
 
+    dev = device if device is not None else torch.device("cpu")
+    home = device_of(teacher)
+    teacher.to(dev)  # and back where it was at the end
     handles = [m.register_forward_hook(hook) for m in bns]
     gen = torch.Generator().manual_seed(seed)
     lo, hi = input_range
@@ -60,8 +65,8 @@ def invert(teacher: Any, input_shape: tuple[int, ...], num_classes: int, n: int,
     try:
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            y = (torch.arange(b) + start) % num_classes
-            x = (lo + (hi - lo) * (0.5 + 0.2 * torch.randn((b, *input_shape), generator=gen))).requires_grad_(True)
+            y = ((torch.arange(b) + start) % num_classes).to(dev)
+            x = (lo + (hi - lo) * (0.5 + 0.2 * torch.randn((b, *input_shape), generator=gen))).to(dev).requires_grad_(True)
             opt = torch.optim.Adam([x], lr=lr)
             for _step in range(steps):
                 stats.clear()
@@ -76,11 +81,12 @@ def invert(teacher: Any, input_shape: tuple[int, ...], num_classes: int, n: int,
                 hit = float((teacher(x).argmax(1) == y).float().mean())
             say(f"data-free: synthetic batch {start // batch_size + 1}/{-(-n // batch_size)} ({b} inputs, {steps} "
                 f"steps): teacher agrees with the intended class on {hit:.0%}")
-            xs.append(x.detach().numpy().astype(np.float32))
-            ys.append(y.numpy())
+            xs.append(x.detach().cpu().numpy().astype(np.float32))
+            ys.append(y.cpu().numpy())
     finally:
         for h in handles:
             h.remove()
+        teacher.to(home)
     teacher.zero_grad(set_to_none=True)
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 
@@ -93,7 +99,7 @@ def _tv(x: Any) -> Any:
 
 
 def synthetic_dataset(teacher: Any, input_shape: tuple[int, ...], num_classes: int, config: Any, *,
-                      test: Any = None, progress: Callable[[str], None] | None = None) -> Any:
+                      test: Any = None, progress: Callable[[str], None] | None = None, device: Any = None) -> Any:
     """A ``Dataset`` of synthetic inputs (90% train, 10% val); ``test`` (a real Dataset) only lends its test split
     for reporting accuracy, otherwise the test split is synthetic too."""
     from ..data import Dataset
@@ -101,7 +107,7 @@ def synthetic_dataset(teacher: Any, input_shape: tuple[int, ...], num_classes: i
 
     teacher = freeze(teacher)
     x, y = invert(teacher, tuple(input_shape), num_classes, config.synthetic_samples, config.inversion_steps,
-                  seed=config.seed, progress=progress)
+                  seed=config.seed, progress=progress, device=device)
     n_val = max(num_classes, len(x) // 10)
     classes = test.class_names if test is not None else tuple(str(i) for i in range(num_classes))
     x_test, y_test = (test.x_test, test.y_test) if test is not None else (x[:n_val], y[:n_val])

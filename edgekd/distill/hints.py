@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .device import device_of
 
 
 class FeatureTap:
@@ -88,7 +89,7 @@ def auto_pairs(student: Any, teacher: Any, x: Any) -> tuple[tuple[str, str], ...
         model.eval()
         try:
             with torch.no_grad():
-                model(x)
+                model(x.to(device_of(model)))
         finally:
             tap.close()
             model.train(was)
@@ -127,8 +128,8 @@ class HintMatcher:
         was_training = student.training
         student.eval()
         with torch.no_grad():
-            teacher(x_train[:2])
-            student(x_train[:2])
+            teacher(x_train[:2].to(device_of(teacher)))
+            student(x_train[:2].to(device_of(student)))
         student.train(was_training)
         self.projections = torch.nn.ModuleList(
             torch.nn.Identity() if feature_loss == "at" else  # attention maps pool the channels away
@@ -148,9 +149,9 @@ class HintMatcher:
         out = {n: torch.empty((len(x_train), *self.t_tap.features[n].shape[1:])) for n in names}
         with torch.no_grad():
             for i in range(0, len(x_train), 512):
-                self.teacher(x_train[i:i + 512])
+                self.teacher(x_train[i:i + 512].to(device_of(self.teacher)))
                 for n in names:
-                    out[n][i:i + 512] = self.t_tap.features[n]
+                    out[n][i:i + 512] = self.t_tap.features[n].cpu()
         say(f"hints: teacher features computed once ({per_sample * len(x_train) / 2**20:.0f} MiB)")
         return out
 
@@ -159,7 +160,7 @@ class HintMatcher:
         import torch
 
         if self.cached is not None:
-            t_feats = {t: self.cached[t][idx] for t, _ in self.pairs}
+            t_feats = {t: self.cached[t][idx].to(xb.device) for t, _ in self.pairs}
         else:
             if not teacher_ran:
                 with torch.no_grad():

@@ -40,6 +40,7 @@ class MethodContext:
     progress: Callable[[str], None] = lambda _m: None
     shard: tuple[int, int] = (0, 1)  # (rank, world) under torchrun
     wrap: Callable[[Any], Any] = lambda m: m  # DDP wrapper under torchrun
+    device: Any = None  # torch.device the students train on (None: the CPU); models come back on the CPU
 
     def student(self, seed_offset: int = 0) -> Any:
         import torch
@@ -62,7 +63,7 @@ class MethodContext:
         kw.setdefault("progress", self.progress)
         wrapped = self.wrap(model)
         result = train(wrapped, kw.pop("data", self.data), replace(config or self.config, method="kd"),
-                       shard=self.shard, **kw)
+                       shard=self.shard, device=self.device, **kw)
         result.model = model
         return result
 
@@ -169,7 +170,7 @@ def run_mutual(ctx: MethodContext) -> Any:
     Paper: Zhang, Xiang, Hospedales, Lu, "Deep Mutual Learning", CVPR 2018 (arXiv:1706.00384)."""
     from .mutual import train_mutual
 
-    return train_mutual(lambda: ctx.student(), ctx.data, ctx.config, ctx.progress)
+    return train_mutual(lambda: ctx.student(), ctx.data, ctx.config, ctx.progress, device=ctx.device)
 
 
 @method("born-again", "never", "born-again networks: each generation distils the previous one")
@@ -229,7 +230,7 @@ def run_data_free(ctx: MethodContext) -> Any:
     ctx.progress("data-free: training on synthetic inputs only (no real training data is used)")
     real = ctx.data if len(getattr(ctx.data, "x_test", ())) else None
     synth = synthetic_dataset(ctx.teacher.module, ctx.spec.input_shape, ctx.spec.num_classes, ctx.config,
-                              test=real, progress=ctx.progress)
+                              test=real, progress=ctx.progress, device=ctx.device)
     z = ctx.teacher.logits(synth.x_train)
     loss = ctx.config.loss if ctx.config.loss != "ce" else "hinton"
     return ctx.train(ctx.student(), replace(ctx.config, loss=loss, hints=()), data=synth, teacher_logits=z)

@@ -20,11 +20,14 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, TrainingError
+from .device import device_of
 from .trainer import TrainResult, evaluate
 
 
-def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Callable[[str], None]) -> TrainResult:
-    """``build()`` makes one fresh student; ``config.peers`` of them are trained together."""
+def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Callable[[str], None],
+                 device: Any = None) -> TrainResult:
+    """``build()`` makes one fresh student; ``config.peers`` of them are trained together on ``device`` (a
+    torch.device, default the CPU); the peer returned is on the CPU."""
     if config.augment != "none":  # this loop trains the peers on the samples as they are
         raise ConfigError(f"--augment {config.augment} is not supported by --method mutual", "use --augment none")
     if data.n_unlabeled:  # no teacher to label them; peers labelling each other would train on guesses
@@ -38,7 +41,7 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
     peers = []
     for k in range(config.peers):
         torch.manual_seed(config.seed + k)
-        peers.append(build())
+        peers.append(build().to(device if device is not None else "cpu"))
     opts = [torch.optim.AdamW(p.parameters(), lr=config.lr, weight_decay=config.weight_decay) if
             config.optimizer == "adamw" else
             torch.optim.SGD(p.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
@@ -58,10 +61,11 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
         order = torch.randperm(len(x), generator=gen)
         for step in range(steps):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            logits = [p(x[idx]) for p in peers]
+            xb, yb = x[idx].to(device_of(peers[0])), y[idx].to(device_of(peers[0]))
+            logits = [p(xb) for p in peers]
             for k, (opt, sched) in enumerate(zip(opts, scheds)):
                 others = [logits[j].detach() for j in range(len(peers)) if j != k]
-                loss = F.cross_entropy(logits[k], y[idx]) + sum(
+                loss = F.cross_entropy(logits[k], yb) + sum(
                     soft_kl(logits[k], o, config.temperature) for o in others) / len(others)
                 if not torch.isfinite(loss):
                     raise TrainingError(f"mutual training diverged: peer {k + 1} loss {float(loss)} at epoch {epoch}",
@@ -82,6 +86,6 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
                  + f"  {time.perf_counter() - t0:.1f}s")
     k = int(np.argmax([b[0] for b in best]))
     peers[k].load_state_dict(best[k][1])
-    peers[k].eval()
+    peers[k].cpu().eval()
     progress(f"mutual: keeping peer {k + 1} of {len(peers)} (val acc {best[k][0]:.4f})")
     return TrainResult(peers[k], best[k][0], config.epochs, False, history)

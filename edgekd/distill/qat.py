@@ -57,9 +57,9 @@ def _weight_fake_quant(per_channel: bool, bn: Any = None):
                 return w
             if per_channel:  # invariant to a per-channel rescaling: the fold does not change the rounding
                 amax = w.detach().abs().flatten(1).amax(dim=1).clamp_min(1e-8)
-                zero = torch.zeros(w.shape[0], dtype=torch.int32)
+                zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
                 return torch.fake_quantize_per_channel_affine(w, amax / 127.0, zero, 0, -127, 127)
-            fold = torch.ones(w.shape[0], dtype=w.dtype)
+            fold = torch.ones(w.shape[0], dtype=w.dtype, device=w.device)
             if bn is not None:
                 fold = (bn.weight.detach().abs() / torch.sqrt(bn.running_var + bn.eps)).clamp_min(1e-8)
             fold = fold.reshape(-1, *([1] * (w.dim() - 1)))
@@ -163,7 +163,10 @@ class FakeQuantized:
         MinMax). Training then goes through exactly the rounding the int8 export will apply."""
         import torch
 
+        from .device import device_of
+
         was_training = self.model.training
+        dev = device_of(self.model)
         for fq in self._acts:
             fq.lo = fq.hi = None
             fq.calibrating = True
@@ -173,7 +176,7 @@ class FakeQuantized:
         try:
             with torch.no_grad():
                 for i in range(0, len(x), batch_size):
-                    self.model(torch.as_tensor(x[i:i + batch_size]))
+                    self.model(torch.as_tensor(x[i:i + batch_size]).to(dev))
         finally:
             for fq in self._acts:
                 fq.calibrating, fq.fixed = False, fq.lo is not None

@@ -9,6 +9,7 @@ its intermediate features.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -33,15 +34,18 @@ class TrainResult:
 
 
 def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Top-1 accuracy of a torch model on numpy arrays."""
+    """Top-1 accuracy of a torch model on numpy arrays (run on the device the model is on)."""
     import torch
 
+    from .device import device_of
+
     model.eval()
+    dev = device_of(model)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):
-            out = model(torch.from_numpy(x[i:i + batch_size]))
-            correct += int((out.argmax(dim=1).numpy() == y[i:i + batch_size]).sum())
+            out = model(torch.from_numpy(x[i:i + batch_size]).to(dev))
+            correct += int((out.argmax(dim=1).cpu().numpy() == y[i:i + batch_size]).sum())
     return correct / max(1, len(x))
 
 
@@ -55,12 +59,15 @@ def freeze(teacher: Any) -> Any:
 
 def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
           teacher_module: Any = None, progress: Progress | None = None, shard: tuple[int, int] = (0, 1),
-          on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None, device: Any = None) -> TrainResult:
     """Train ``student``; ``shard=(rank, world)`` trains rank's share of every batch (DDP: ``student`` is
     wrapped in DistributedDataParallel by the caller, the global batch stays ``config.batch_size``);
-    ``on_epoch_end(epoch, student)`` may return new teacher logits for the next epochs (self-distillation)."""
+    ``on_epoch_end(epoch, student)`` may return new teacher logits for the next epochs (self-distillation).
+    ``device`` (a torch.device, default the CPU): where the student, and a teacher run per batch, compute; the
+    training arrays stay on the CPU and go over a batch at a time; the student comes back on the CPU."""
     import torch
 
+    from .device import moved
     from .hints import HintMatcher
     from .losses import LOSSES, loss_kwargs, warmup_epochs, warmup_factor
 
@@ -95,6 +102,11 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
         hints = HintMatcher(config.hints, student, teacher_module, x_train, config.hint_weight,
                             precompute=teacher_logits is not None, say=say, feature_loss=config.feature_loss)
     projections = hints.projections if hints else torch.nn.ModuleList()
+    dev = device if device is not None else torch.device("cpu")
+    student.to(dev)  # before the optimiser takes the parameters
+    projections.to(dev)
+    per_batch_teacher = teacher_module if teacher_module is not None and (
+        (t_train is None and config.uses_teacher) or (hints is not None and hints.cached is None)) else None
 
     params = list(student.parameters()) + list(projections.parameters())
     if config.optimizer == "adamw":
@@ -110,6 +122,8 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
 
     best_acc, best_state, stale, history = -1.0, None, 0, []
     epoch = 0
+    teacher_placed = contextlib.ExitStack()  # a teacher run per batch computes on the student's device meanwhile
+    teacher_placed.enter_context(moved(per_batch_teacher, dev))
     try:
         for epoch in range(1, config.epochs + 1):
             t0 = time.perf_counter()
@@ -119,11 +133,11 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
             running, seen = 0.0, 0
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size][shard[0]::shard[1]]
-                xb, yb = x_train[idx], y_train[idx]
+                xb, yb = x_train[idx].to(dev), y_train[idx].to(dev)
                 if mix:
                     xb, yb = _mixup(xb, yb, data.num_classes, mix_gen)
                 logits = student(xb)
-                tb = t_train[idx] if t_train is not None else None
+                tb = t_train[idx].to(dev) if t_train is not None else None
                 teacher_ran = tb is None and teacher_module is not None and config.uses_teacher
                 if teacher_ran:
                     with torch.no_grad():
@@ -163,10 +177,12 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
                 say(f"early stop: no better validation accuracy for {config.patience} epochs")
                 break
     finally:
+        teacher_placed.close()
         if hints:
             hints.close()
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the returned model
     student.load_state_dict(best_state)
+    student.cpu()  # exported and saved from the CPU
     student.eval()
     return TrainResult(student, best_acc, epoch, epoch < config.epochs, history)
 
@@ -182,8 +198,8 @@ def _mixup(xb: Any, yb: Any, num_classes: int, gen: Any) -> tuple[Any, Any]:
     A good teacher is patient and consistent", CVPR 2022 (arXiv:2106.05237)."""
     import torch
 
-    lam = torch.rand(len(xb), generator=gen)
-    perm = torch.randperm(len(xb), generator=gen)
+    lam = torch.rand(len(xb), generator=gen).to(xb.device)  # drawn on the CPU: the same stream on any device
+    perm = torch.randperm(len(xb), generator=gen).to(xb.device)
     w = lam.view((-1,) + (1,) * (xb.dim() - 1))
     onehot = torch.nn.functional.one_hot(yb, num_classes).float()
     return w * xb + (1 - w) * xb[perm], lam[:, None] * onehot + (1 - lam[:, None]) * onehot[perm]

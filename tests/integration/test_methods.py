@@ -51,11 +51,12 @@ def teacher_file(teacher, tmp_path_factory):
     return path
 
 
-def _run(data, teacher, method, student="test_convnet", **over):
+def _run(data, teacher, method, student="test_convnet", device=None, **over):
     spec = StudentSpec(student, 1.0, 1, data.input_shape, data.num_classes)
     cfg = DistillConfig(method=method, **{**FAST, **over})
     msgs: list[str] = []
-    res = METHODS.get(method).run(MethodContext(data, spec, cfg, teacher=teacher, progress=msgs.append))
+    res = METHODS.get(method).run(MethodContext(data, spec, cfg, teacher=teacher, progress=msgs.append,
+                                                device=device))
     return res, evaluate(res.model, data.x_test, data.y_test), msgs
 
 
@@ -223,11 +224,39 @@ def test_cli_data_none_is_data_free_and_says_so(tmp_path, cli_env):
     assert "DATA-FREE" in out.stderr and "no real test data" in out.stdout
 
 
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU and a CUDA build of torch")
+
+
+@needs_cuda
+@pytest.mark.parametrize("method,over,floor", [
+    ("kd", {}, 0.4), ("kd", {"augment": "mixup"}, 0.4), ("feature", {"hint_weight": 0.1}, 0.3), ("qat", {}, 0.4),
+    ("mutual", {}, 0.4), ("data-free", {"synthetic_samples": 512, "inversion_steps": 40, "epochs": 6}, 0.2)])
+def test_methods_train_on_cuda_and_hand_back_cpu_models(digits_data, teacher, method, over, floor):
+    """--device cuda: every loop (trainer, hints, mixup's per-batch teacher, QAT calibration, mutual peers,
+    DeepInversion) computes on the GPU; the student comes back on the CPU (for export) and so does the shared
+    teacher, and it learns as on the CPU."""
+    from edgekd.distill.device import device_of
+
+    res, acc, _ = _run(digits_data, teacher, method, device=torch.device("cuda", 0), **over)
+    assert device_of(res.model).type == "cpu" and device_of(teacher.module).type == "cpu"
+    assert acc > floor
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs (one per rank, NCCL)")
+def test_torchrun_nccl_two_ranks_stay_in_sync(teacher_file, tmp_path, cli_env):
+    _torchrun_in_sync(teacher_file, tmp_path, cli_env, "cuda")
+
+
 def test_torchrun_two_ranks_stay_in_sync(teacher_file, tmp_path, cli_env):
+    _torchrun_in_sync(teacher_file, tmp_path, cli_env, "cpu")
+
+
+def _torchrun_in_sync(teacher_file, tmp_path, cli_env, device):
     torchrun = Path(sys.executable).parent / "torchrun"
     script = Path(__file__).with_name("ddp_probe.py")
     out = subprocess.run([str(torchrun), "--standalone", "--nproc_per_node", "2", str(script),
-                          str(teacher_file), str(tmp_path)], capture_output=True, text=True, env=cli_env, timeout=300)
+                          str(teacher_file), str(tmp_path), device], capture_output=True, text=True, env=cli_env,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert ranks[0]["digests"] == ranks[1]["digests"]  # identical weights after every epoch
