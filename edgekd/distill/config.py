@@ -102,7 +102,7 @@ class DistillConfig:
             raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", f"use --qat-weights {' or '.join(WEIGHT_SCHEMES)}")
         if self.qat_bn_epochs is not None and self.qat_bn_epochs < 1:
             raise bad(f"--qat-bn-epochs must be >= 1 (BatchNorm needs statistics before it is frozen), got "
-                      f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self.bn_epochs_default()}, or "
+                      f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self._default_qat_bn_epochs()}, or "
                       f"{self.epochs} to never freeze it")
         from .device import DEVICES  # light: torch is imported when the device is resolved, at training
 
@@ -117,13 +117,13 @@ class DistillConfig:
         FEATURE_LOSSES.get(self.feature_loss)
         METHODS.get(self.method)
 
-    def bn_epochs_default(self) -> int:
+    def _default_qat_bn_epochs(self) -> int:
         return max(1, round(2 * self.epochs / 3))
 
     @property
     def qat_bn_frozen_after(self) -> int:
         """qat: the epoch after which BatchNorm is frozen (>= epochs: never)."""
-        return self.bn_epochs_default() if self.qat_bn_epochs is None else self.qat_bn_epochs
+        return self._default_qat_bn_epochs() if self.qat_bn_epochs is None else self.qat_bn_epochs
 
     @property
     def uses_teacher(self) -> bool:
