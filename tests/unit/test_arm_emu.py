@@ -81,11 +81,14 @@ def test_a76_dot_product_kernels_cut_int8_instructions(models, env):
 
 
 def test_threads_split_the_work_between_guest_threads(models, env):
+    """With 2 threads LiteRT hands part of an inference to a second guest thread. Whether the helper wakes in time
+    for one given inference depends on host scheduling (qemu's guest threads share this machine's 2 cores; a full
+    suite once saw two steady windows in a row run on one thread), so the test asks it of one of 4 steady windows."""
     d, x = models
-    r = run_emulated(d / "fp32.tflite", x[:1], "cortex-a72", n_cores=4, threads=2, runs=2, env=env)
+    r = run_emulated(d / "fp32.tflite", x[:1], "cortex-a72", n_cores=4, threads=2, runs=5, env=env)
     busy = [w for w in r.windows[1:] if len([n for n in w["threads"].values() if n > 1000]) >= 2]
     assert busy, r.windows  # LiteRT used a second guest thread
-    assert r.busiest_thread_instructions < r.steady_instructions
+    assert all(w["max_thread"] < w["total"] for w in busy)  # split: no thread did the whole inference
 
 
 def test_a_model_the_aarch64_runtime_rejects_names_itself(tmp_path, env):
