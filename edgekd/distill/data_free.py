@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import TeacherError
-from .device import device_of
+from .device import moved
 
 A_BN, A_TV, A_L2 = 1.0, 1e-4, 1e-5  # a_tv, a_l2 are the paper's small priors; a_bn scaled for tiny nets
 
@@ -56,37 +56,36 @@ def invert(teacher: Any, input_shape: tuple[int, ...], num_classes: int, n: int,
                      + torch.norm(x.var(dims, unbiased=False) - mod.running_var, 2))
 
     dev = device if device is not None else torch.device("cpu")
-    home = device_of(teacher)
-    teacher.to(dev)  # and back where it was at the end
-    handles = [m.register_forward_hook(hook) for m in bns]
     gen = torch.Generator().manual_seed(seed)
     lo, hi = input_range
     xs, ys = [], []
-    try:
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            y = ((torch.arange(b) + start) % num_classes).to(dev)
-            x = (lo + (hi - lo) * (0.5 + 0.2 * torch.randn((b, *input_shape), generator=gen))).to(dev).requires_grad_(True)
-            opt = torch.optim.Adam([x], lr=lr)
-            for _step in range(steps):
-                stats.clear()
-                out = teacher(x)
-                loss = F.cross_entropy(out, y) + A_BN * sum(stats) + A_TV * _tv(x) + A_L2 * x.pow(2).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
+    with moved(teacher, dev):
+        handles = [m.register_forward_hook(hook) for m in bns]
+        try:
+            for start in range(0, n, batch_size):
+                b = min(batch_size, n - start)
+                y = ((torch.arange(b) + start) % num_classes).to(dev)
+                noise = torch.randn((b, *input_shape), generator=gen)  # drawn on the CPU: the same on any device
+                x = (lo + (hi - lo) * (0.5 + 0.2 * noise)).to(dev).requires_grad_(True)
+                opt = torch.optim.Adam([x], lr=lr)
+                for _step in range(steps):
+                    stats.clear()
+                    out = teacher(x)
+                    loss = F.cross_entropy(out, y) + A_BN * sum(stats) + A_TV * _tv(x) + A_L2 * x.pow(2).mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    with torch.no_grad():
+                        x.clamp_(lo, hi)
                 with torch.no_grad():
-                    x.clamp_(lo, hi)
-            with torch.no_grad():
-                hit = float((teacher(x).argmax(1) == y).float().mean())
-            say(f"data-free: synthetic batch {start // batch_size + 1}/{-(-n // batch_size)} ({b} inputs, {steps} "
-                f"steps): teacher agrees with the intended class on {hit:.0%}")
-            xs.append(x.detach().cpu().numpy().astype(np.float32))
-            ys.append(y.cpu().numpy())
-    finally:
-        for h in handles:
-            h.remove()
-        teacher.to(home)
+                    hit = float((teacher(x).argmax(1) == y).float().mean())
+                say(f"data-free: synthetic batch {start // batch_size + 1}/{-(-n // batch_size)} ({b} inputs, "
+                    f"{steps} steps): teacher agrees with the intended class on {hit:.0%}")
+                xs.append(x.detach().cpu().numpy().astype(np.float32))
+                ys.append(y.cpu().numpy())
+        finally:
+            for h in handles:
+                h.remove()
     teacher.zero_grad(set_to_none=True)
     return np.concatenate(xs), np.concatenate(ys).astype(np.int64)
 

@@ -20,7 +20,6 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, TrainingError
-from .device import device_of
 from .trainer import TrainResult, evaluate
 
 
@@ -38,10 +37,11 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
 
     from .losses import soft_kl
 
+    dev = device if device is not None else torch.device("cpu")
     peers = []
     for k in range(config.peers):
         torch.manual_seed(config.seed + k)
-        peers.append(build().to(device if device is not None else "cpu"))
+        peers.append(build().to(dev))
     opts = [torch.optim.AdamW(p.parameters(), lr=config.lr, weight_decay=config.weight_decay) if
             config.optimizer == "adamw" else
             torch.optim.SGD(p.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
@@ -61,7 +61,7 @@ def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Cal
         order = torch.randperm(len(x), generator=gen)
         for step in range(steps):
             idx = order[step * config.batch_size:(step + 1) * config.batch_size]
-            xb, yb = x[idx].to(device_of(peers[0])), y[idx].to(device_of(peers[0]))
+            xb, yb = x[idx].to(dev), y[idx].to(dev)
             logits = [p(xb) for p in peers]
             for k, (opt, sched) in enumerate(zip(opts, scheds)):
                 others = [logits[j].detach() for j in range(len(peers)) if j != k]
