@@ -42,7 +42,7 @@ from edgekd.distill.config import DistillConfig  # noqa: E402
 from edgekd.distill.methods import METHODS, MethodContext  # noqa: E402
 from edgekd.distill.trainer import evaluate, train  # noqa: E402
 from edgekd.models.students import StudentSpec, build_student  # noqa: E402
-from edgekd.models.teachers import _torch_teacher  # noqa: E402
+from edgekd.models.teachers import torch_teacher  # noqa: E402
 from edgekd.stages import accuracy_of  # noqa: E402
 
 NAMES = ["accel x", "accel y", "accel z", "gyro x", "gyro y", "gyro z"]
@@ -97,7 +97,7 @@ def main() -> None:
     t_model = build_student(t_spec)
     train(t_model, full, t_cfg, on_epoch_end=lambda _e, m: last.update(state=copy.deepcopy(m.state_dict())))
     t_model.load_state_dict(last["state"])
-    teacher = _torch_teacher(f"{t_spec.name} (6 channels)", t_model)
+    teacher = torch_teacher(f"{t_spec.name} (6 channels)", t_model)
     teacher_acc = accuracy_of(teacher.logits(full.x_test), full.y_test)
     teacher_train_acc = accuracy_of(teacher.logits(full.x_train), full.y_train)
     teacher_int8 = int8_accuracy(t_model, full)

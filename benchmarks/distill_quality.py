@@ -43,7 +43,7 @@ def main() -> None:
     torch.set_num_threads(2)
     data = load_dataset("fashion-mnist", seed=0)
     teacher, info = default_teacher(data, default_cache_dir())
-    z = cached_teacher_logits(teacher, "default:" + info["weights_sha256"], data, default_cache_dir())
+    z = cached_teacher_logits(teacher, "default:" + info.weights_sha256, data, default_cache_dir())
     teacher_acc = accuracy_of(teacher.logits(data.x_test), data.y_test)
     spec = StudentSpec("convnet", args.width, 1, data.input_shape, data.num_classes)
     base = dict(epochs=args.epochs, patience=args.epochs, temperature=args.temperature, alpha=args.alpha)
@@ -79,7 +79,7 @@ def main() -> None:
                + "; ".join(f"{n} {r['mean']:.4f} ± {r['std']:.4f}" for n, r in results.items())
                + f" (KD {'above' if kd > alone else 'NOT above'} student alone by {(kd - alone) * 100:+.2f} pts)")
     cmd = "python benchmarks/distill_quality.py " + " ".join(sys.argv[1:])
-    record("distill_quality", {"teacher_accuracy": teacher_acc, "teacher": info["origin"], "student": spec.as_dict(),
+    record("distill_quality", {"teacher_accuracy": teacher_acc, "teacher": info.origin, "student": spec.as_dict(),
                                "epochs": args.epochs, "seeds": args.seeds, "results": results}, summary, cmd.strip())
     print(summary)
 

@@ -23,7 +23,7 @@ from edgekd.models.students import StudentSpec, build_student
 torch.set_num_threads(2)
 data = load_dataset("fashion-mnist", seed=0)
 t, info = default_teacher(data, default_cache_dir())
-z = cached_teacher_logits(t, "default:" + info["weights_sha256"], data, default_cache_dir())
+z = cached_teacher_logits(t, "default:" + info.weights_sha256, data, default_cache_dir())
 spec = StudentSpec("convnet", float(os.environ.get("W", "0.5")), 1, data.input_shape, 10)
 for a, T, clip in [tuple(map(float, s.split(","))) for s in sys.argv[1:]]:
     torch.manual_seed(0)

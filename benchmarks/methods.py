@@ -312,7 +312,7 @@ def _finish(results, teacher_acc, teacher, paired, info, args) -> None:
     cmd = "python benchmarks/methods.py " + shlex.join(sys.argv[1:])
     print(summary)
     if not args.no_record:
-        record("methods", {"teacher_accuracy": teacher_acc, "teacher": info["origin"], "limit": args.limit,
+        record("methods", {"teacher_accuracy": teacher_acc, "teacher": info.origin, "limit": args.limit,
                            "epochs": args.epochs, "batch_size": args.batch_size, "seeds": list(usual), "width": args.width,
                            "teacher_accuracy_paired_view": t_paired, "qat_vs_ptq": qat_vs_ptq, "goals": goals,
                            "results": results}, summary, cmd.strip())

@@ -10,7 +10,7 @@ distilled here with edgekd's defaults (T 2, alpha 0.7) against the built-in teac
 then exported full int8 with int8 I/O (``export_student_tflite``: litert-torch, 256 calibration samples).
 Accuracy: LiteRT top-1 of that int8 file on the whole Fashion-MNIST test split. NPU figures: ``npu-emu``
 (Arm Vela with each target's .ini) on that same file: estimates from Vela's performance model, not device
-measurements. Cortex-A72: ``edgekd.bench.arm_emu.bench_arm_many`` on the raspberrypi profile (Cortex-A72 @
+measurements. Cortex-A72: ``edgekd.backends.arm.bench_arm_many`` on the raspberrypi profile (Cortex-A72 @
 1.5 GHz, its 4 threads) for the same file: an estimate from emulated instruction counts with its own error
 band. The ratio is NPU time / A72 time; an A72 figure that cannot be obtained is recorded as null with why.
 """
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _results import record  # noqa: E402
 
-from edgekd.bench.npu_emu import bench_npu  # noqa: E402
+from edgekd.backends.npu import bench_npu  # noqa: E402
 from edgekd.cache import default_cache_dir  # noqa: E402
 from edgekd.data import load_dataset  # noqa: E402
 from edgekd.distill.config import DistillConfig  # noqa: E402
@@ -47,7 +47,7 @@ def students(args: argparse.Namespace, data: Any, work: Path) -> list[dict[str, 
     from edgekd.models.default_teacher import default_teacher
 
     teacher, info = default_teacher(data, default_cache_dir())
-    z = cached_teacher_logits(teacher, "default:" + info["weights_sha256"], data, default_cache_dir())
+    z = cached_teacher_logits(teacher, "default:" + info.weights_sha256, data, default_cache_dir())
     sizes = ((0.25, 1), (1.0, 1)) if args.quick else None
     rows = []
     for spec in ladder(data.input_shape, data.num_classes, sizes=sizes):
@@ -89,14 +89,14 @@ def _fits(e: Any, target: Any) -> bool:
 def a72_figures(rows: list[dict[str, Any]]) -> str | None:
     """Cortex-A72 estimates for the same files; returns why they are missing (None when present)."""
     try:
-        from edgekd.bench.arm_emu import bench_arm_many
+        from edgekd.backends.arm import bench_arm_many
 
         target = load_target(A72_TARGET)
         ests = bench_arm_many([(r["path"], None, "int8") for r in rows], target)
     except (ImportError, EdgeKDError) as e:
         return f"{type(e).__name__}: {e}"
-    commit = _git("log", "-1", "--format=%h", "--", "edgekd/emu", "edgekd/bench/arm_emu.py")
-    dirty = _git("status", "--porcelain", "--", "edgekd/emu", "edgekd/bench/arm_emu.py")
+    commit = _git("log", "-1", "--format=%h", "--", "edgekd/emu", "edgekd/backends/arm.py")
+    dirty = _git("status", "--porcelain", "--", "edgekd/emu", "edgekd/backends/arm.py")
     for r, e in zip(rows, ests):
         r["a72"] = {"estimator_commit": commit + (" + uncommitted changes" if dirty else ""), "ms": e.ms, "low_ms": e.low_ms, "high_ms": e.high_ms, "instructions": e.instructions,
                     "threads": e.threads, "runtime": e.runtime, "how": e.how}

@@ -62,7 +62,7 @@ def get_student(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, s
     from edgekd.models.default_teacher import default_teacher
 
     teacher, info = default_teacher(data, default_cache_dir())
-    z = cached_teacher_logits(teacher, "default:" + info["weights_sha256"], data, default_cache_dir())
+    z = cached_teacher_logits(teacher, "default:" + info.weights_sha256, data, default_cache_dir())
     cfg = DistillConfig(epochs=args.epochs, patience=args.epochs, seed=0)
     torch.manual_seed(0)
     t0 = time.perf_counter()
@@ -70,7 +70,7 @@ def get_student(args: argparse.Namespace, data: Any) -> tuple[torch.nn.Module, s
                   data, cfg, teacher_logits=z).model.eval()
     why = "--train given" if args.train else f"no student at {path}"
     return model, (f"trained now ({why}): {args.epochs} epoch(s) of edgekd KD (T {cfg.temperature}, alpha "
-                   f"{cfg.alpha}) against the built-in teacher ({info['origin']}) on "
+                   f"{cfg.alpha}) against the built-in teacher ({info.origin}) on "
                    f"{len(data.x_train)} training samples, {time.perf_counter() - t0:.0f} s")
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 from . import __version__
-from .distill.device import DEVICES as TRAIN_DEVICES  # names only; torch is imported when a device is resolved
-from .distill.qat import WEIGHT_SCHEMES as QAT_WEIGHT_SCHEMES  # a tuple of names; the module imports torch lazily
+from .distill.names import DEVICES as TRAIN_DEVICES
+from .distill.names import QAT_WEIGHT_SCHEMES
 from .errors import EdgeKDError
 
 FAMILY_HELP = ("Student family: convnet or mobilenet (depthwise-separable) for images, conv1d for sequences, mlp for "
@@ -176,14 +176,17 @@ def build(**kw: Any) -> None:
                       fresh=kw["fresh"], retime=kw["retime"], command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
+    lat = sel["latency"]
     if sel.get("npu"):
         n = sel["npu"]
         click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  NPU {n['time_ms']:.4f} ms "
                    f"({n['accelerator']} @ {n['clock_mhz']:g} MHz, estimated by Vela)  SRAM {n['sram_kib']:.1f} KiB  "
                    f"flash {n['flash_kib']:.1f} KiB")
     else:
-        click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  p90 {sel['latency_ms']['p90']:.3f} "
-                   f"ms ({sel['latency_source']})  size {sel['model_size_mb']:.3f} MB")
+        what = "p90" if lat["kind"] == "measured" else "estimated"
+        band = f" [{lat['band_ms'][0]:.3f}-{lat['band_ms'][1]:.3f}]" if lat.get("band_ms") else ""
+        click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  {what} {lat['judged_ms']:.3f} ms"
+                   f"{band} ({lat['source']})  size {sel['model_size_mb']:.3f} MB")
     click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json, report.html)")
 
 
@@ -378,27 +381,17 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
     from .fsio import write_json_atomic
 
     if target is not None:
+        from .backends import Job, Settings, backend_for, host_backend
         from .targets import load_target
 
         profile = load_target(target, targets_dir)
-        if profile.npu is not None:
-            from .bench.npu_emu import bench_npu, describe
-
-            est = bench_npu(model, profile)
-            click.echo("\n".join(describe(est, profile)))
-            click.echo(est.how)
+        backend = backend_for(profile)
+        if backend is not host_backend():
+            fig = backend.figures([Job(model, None, ())], profile,
+                                  Settings(runs=runs, warmup=warmup))[0]
+            click.echo("\n".join(backend.describe(fig, profile)))
             if json_out:
-                write_json_atomic(json_out, asdict(est))
-            return
-        if profile.emulation == "qemu-user":
-            from .bench.arm_emu import bench_arm
-            from .bench.arm_emu import describe as describe_arm
-
-            est = bench_arm(model, profile)
-            click.echo("\n".join(describe_arm(est)))
-            click.echo(est.how)
-            if json_out:
-                write_json_atomic(json_out, est.as_dict())
+                write_json_atomic(json_out, asdict(fig.detail))
             return
         _say(f"note: {target} is the host; measuring on this CPU")
 

@@ -1,70 +1,35 @@
-"""``edgekd build``: teacher -> distil candidates -> export -> int8 -> benchmark -> select -> report.
+"""``edgekd build``, top to bottom in data-flow order:
 
-The order of the stages is read top to bottom in ``build``. Each stage is a function in ``stages``;
-this module only wires them, times them and writes the run's records.
+data -> teacher -> plan -> per candidate (distill -> export -> quantize) -> figures (host + the target's
+backend) -> select -> report -> smoke bundle -> manifest.
+
+Each step is a call whose inputs and outputs are typed records (``records``, ``build_result``); the stage
+functions live in ``prepare``, ``search``, ``candidate_stages``, ``judge``, ``report`` and ``smoke``; this module
+only wires them, times them and writes the run's records.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from . import __version__
-from .distill.config import DistillConfig
-from .errors import BudgetError, ConfigError
+from .build_config import DEFAULT_MAX_CANDIDATES, BuildConfig
+from .errors import BudgetError
 from .fsio import ensure_dir, sha256_file, write_json_atomic
 
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .models.students import StudentSpec
+    from .records import Candidate
+    from .search import CandidateCost
+    from .stage_cache import StageCache
+    from .targets import TargetProfile
+
+__all__ = ["BuildConfig", "build", "DEFAULT_MAX_CANDIDATES"]
 Progress = Callable[[str], None]
-DEFAULT_MAX_CANDIDATES = 4
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Everything ``edgekd build`` needs; validated on construction."""
-
-    target: str = "raspberrypi"
-    data: str = "fashion-mnist"  # a data spec (see edgekd.data)
-    teacher: str | None = None  # teacher file; None = the built-in default teacher
-    teacher_arch: str | None = None  # module:factory for a state_dict teacher
-    teacher_outputs: str = "auto"  # "auto", "logits" or "probs"
-    trust_pickle: bool = False  # DANGEROUS: unpickle a torch teacher in full (runs any code it holds)
-    out_dir: str | None = None  # default: runs/<target>
-    targets_dir: str | None = None
-    cache_dir: str | None = None  # default: ~/.cache/edgekd
-    distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=4))
-    family: str | None = None  # student family; default chosen from the data's shape
-    sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
-    data_limit: int | None = None  # keep at most this many training samples (quick runs)
-    unlabeled: str | None = None  # unlabelled training inputs: "rest" (what data_limit left out) or a data spec
-    bench_runs: int = 200
-    bench_warmup: int = 20
-    int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
-    strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
-    fresh: bool = False  # ignore cached stages of earlier builds (they are resumed / reused otherwise)
-    retime: bool = False  # measure the candidates' training steps again (otherwise read back per machine)
-    max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
-    # every size given with --size)
-    time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
-    search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
-    command: str = ""  # the command line that started the build, for the report
-
-    def __post_init__(self) -> None:
-        if self.sizes is not None and len(self.sizes) < 1:
-            raise ConfigError("no student sizes given", "pass at least one --size WIDTHxDEPTH")
-        if self.bench_runs < 1 or self.bench_warmup < 0:
-            raise ConfigError("bench runs must be >= 1 and warm-up >= 0", "use e.g. --bench-runs 200")
-        if self.max_candidates is not None and self.max_candidates < 1:
-            raise ConfigError(f"--max-candidates {self.max_candidates} is below 1", "train at least one candidate")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ConfigError(f"--time-budget {self.time_budget_s} is not a positive number of seconds",
-                              "pass e.g. --time-budget 600, or leave it out")
-        if self.data_limit is not None and self.data_limit < 10:
-            raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")
 
 
 def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, Any]:
@@ -82,10 +47,17 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
 
 
 def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
+    from .backends import backend_for
+    from .build_result import BuildResult, DataSummary
     from .cache import default_cache_dir
-    from .data import load_dataset
+    from .candidate_stages import BuildContext, distill_candidate, export_candidate
+    from .environment import environment
+    from .judge import decide, judge
     from .models.students import ladder
+    from .prepare import TeacherSource, load_data, load_teachers, teacher_outputs
+    from .report.build_report import build_report_dict
     from .report.writer import write_reports
+    from .stage_cache import StageCache
     from .targets import load_target
 
     say = progress or (lambda _m: None)
@@ -95,97 +67,89 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     out = ensure_dir(config.out_dir or Path("runs") / target.name)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
 
+    # data -> teacher
     with _timed(timings, "data", say, f"data: loading {config.data}"):
-        data = load_dataset(config.data, seed=config.distill.seed, limit=config.data_limit,
-                            unlabeled=config.unlabeled)
-    unl = f" ({data.n_unlabeled} of them unlabelled: the teacher labels them)" if data.n_unlabeled else ""
-    say(f"data: {len(data.x_train)} train{unl} / {len(data.x_val)} val / {len(data.x_test)} test, "
-        f"{data.num_classes} classes, samples {data.input_shape}")
-
+        data = load_data(config.data, seed=config.distill.seed, limit=config.data_limit, unlabeled=config.unlabeled,
+                         say=say)
     with _timed(timings, "teacher", say, "teacher: preparing"):
-        teacher, teacher_info, teacher_logits = _prepare_teacher(config, data, cache_dir, say)
+        source = TeacherSource((config.teacher,) if config.teacher else (), config.teacher_arch,
+                               config.teacher_outputs, config.trust_pickle)
+        loaded = load_teachers(source, data, cache_dir, say)[0]
+        teacher_info, teacher_logits = teacher_outputs(loaded, data, cache_dir, say)
 
-    from .candidate_stages import arm_estimates, candidate
-    from .stage_cache import StageCache
-
+    # plan: which students are worth training
     cache = StageCache(fresh=config.fresh)
     specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes)
     with _timed(timings, "search", say):
         plan = _plan(config, target, data, specs, out, cache, cache_dir, say)
     chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
     if not chosen:
-        closest = min(plan, key=lambda c: (len(c.reasons), c.macs))
-        raise BudgetError(f"no candidate can meet the {target.name} budget (estimated before training, none "
-                          f"trained); closest is {closest.name}: {'; '.join(closest.reasons)}",
-                          f"relax the budget in a profile under --targets-dir, or try smaller --size values "
-                          f"(every candidate's estimate: {out / 'search' / 'plan.json'})")
-    ctx = {"config": config, "target": target, "data": data, "teacher": teacher, "teacher_logits": teacher_logits,
-           "teacher_id": teacher_info.get("id"), "cache": cache}
-    candidates = []
+        raise _nothing_can_fit(target, plan, out)
+
+    # per candidate: distill -> export -> quantize; then the figures selection judges
+    ctx = BuildContext(config, target, data, loaded.teacher, teacher_logits, teacher_info.id, cache)
+    timed = _stage_timer(timings, say)
+    deployables = []
     for i, spec in enumerate(chosen, 1):
         cdir = ensure_dir(out / "candidates" / spec.name)
         say(f"[{i}/{len(chosen)}] {spec.name}: distilling")
-        candidates += candidate(ctx, spec, cdir, lambda stage: _timed(timings, stage, say, _started(stage)), say)
-
-    if target.emulation == "qemu-user" and candidates:
-        arm_estimates(ctx, candidates, out, lambda stage: _timed(timings, stage, say), say)
+        ckpt = distill_candidate(ctx, spec, cdir, timed, say)
+        deployables += export_candidate(ctx, ckpt, cdir, timed, say)
+    candidates = judge(ctx, deployables, out, timed, say)
     say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
         + (" (--fresh)" if config.fresh else ""))
+    candidates = _with_ops_profiles(candidates, data, config, timings, say)
 
-    # issue 6, report: per-operator onnxruntime profile of each candidate on this host -> report["slowest_ops"]
-    from .bench.profile_ops import profile_candidates
-    profile_candidates(candidates, data.x_test, runs=min(config.bench_runs, 100), fresh=config.fresh, timings=timings,
-                       say=say)
-    report = _report(config, target, data, teacher_info, candidates, timings, t_start)
-    report["search"] = {"considered": [c.as_dict() for c in plan], "trained": [s.name for s in chosen],
-                        "skipped": [{"name": c.name, "reasons": list(c.reasons)} for c in plan if c.decision == "skip"]}
-    report["stages"] = cache.summary()
-    if report["selected"] is not None:
-        report["smoke_bundle"] = _smoke_bundle(report, target, data, out, cache, say)
+    # select -> report -> smoke bundle -> manifest
+    selection, findings = decide(candidates, ctx)
+    threads = candidates[0].deployable.threads if candidates else 1
+    result = BuildResult(config, target, DataSummary.of(data), teacher_info, tuple(candidates), selection,
+                         tuple(findings), tuple(plan), cache.summary(),
+                         backend_for(target).note(target, threads, config.bench_runs), threads, timings,
+                         time.perf_counter() - t_start, environment())
+    report = build_report_dict(result)
+    if selection.selected is not None:
+        pick = next(c for c in candidates if c.name == selection.selected)
+        report["smoke_bundle"] = _smoke_bundle(pick, target, data, out, cache, say)
     paths = write_reports(report, out)
-    _write_manifest(out, config, timings, candidates, paths)
+    write_manifest(out, config, timings)
     say(f"report: {paths['md']}")
-    for finding in report["quantization_findings"]:
-        say(f"warning: {finding['message']}")
-    if report["selected"] is None:
-        sel = report["selection"]
-        broken = "; ".join(v["budget"] + f" {v['value']:.4g} vs {v['limit']:.4g} ({v['excess']})"
-                           for v in sel["violations"].get(sel["closest"], []))
-        raise BudgetError(f"no student meets the {target.name} budget; closest is {sel['closest']}: {broken}",
+    for finding in findings:
+        say(f"warning: {finding.message}")
+    if selection.selected is None:
+        broken = "; ".join(f"{v.budget} {v.value:.4g} vs {v.limit:.4g} ({v.excess})"
+                           for v in selection.violations.get(selection.closest or "", []))
+        raise BudgetError(f"no student meets the {target.name} budget; closest is {selection.closest}: {broken}",
                           f"relax the budget in a profile under --targets-dir, or try other sizes (report: {paths['md']})")
     if config.strict:
-        from .report.guard import enforce
+        from .quant_guard import enforce
 
-        enforce(report["quantization_findings"], report["selected"])
+        enforce(findings, selection.selected)
     return report
 
 
-def _prepare_teacher(config: BuildConfig, data: Any, cache_dir: Path, say: Progress):
-    from .distill.cache import cached_teacher_logits
-    from .models.default_teacher import default_teacher
-    from .models.teachers import load_teacher
-    from .stages import accuracy_of, check_teacher_fits
-
-    if config.teacher is None:
-        teacher, info = default_teacher(data, cache_dir, progress=say)
-        teacher_id = "default:" + info["weights_sha256"]
-    else:
-        teacher = load_teacher(config.teacher, arch=config.teacher_arch, outputs=config.teacher_outputs,
-                               trust_pickle=config.trust_pickle)
-        info = {"path": str(config.teacher), "kind": teacher.kind, "sha256": sha256_file(config.teacher)}
-        teacher_id = info["sha256"]
-    info["id"] = teacher_id
-    check_teacher_fits(teacher, data)
-    logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, progress=say)
-    test_logits = cached_teacher_logits(teacher, teacher_id, data, cache_dir, split="test", progress=say)
-    info["accuracy"] = accuracy_of(test_logits, data.y_test)
-    info["outputs"] = teacher.outputs
-    say(f"teacher: test accuracy {info['accuracy']:.4f} ({info.get('origin', info.get('path'))})")
-    return teacher, info, logits
+def _nothing_can_fit(target: "TargetProfile", plan: "list[CandidateCost]", out: Path) -> BudgetError:
+    closest = min(plan, key=lambda c: (len(c.reasons), c.macs))
+    return BudgetError(f"no candidate can meet the {target.name} budget (estimated before training, none "
+                       f"trained); closest is {closest.name}: {'; '.join(closest.reasons)}",
+                       f"relax the budget in a profile under --targets-dir, or try smaller --size values "
+                       f"(every candidate's estimate: {out / 'search' / 'plan.json'})")
 
 
-def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, cache: Any, cache_dir: Path,
-          say: Progress) -> list:
+def _with_ops_profiles(candidates: "list[Candidate]", data: "Dataset", config: BuildConfig,
+                       timings: dict[str, float], say: Progress) -> "list[Candidate]":
+    """Each candidate with onnxruntime's per-operator profile on this host (it explains, it does not judge)."""
+    from dataclasses import replace
+
+    from .bench.profile_ops import profile_candidates
+
+    profiles = profile_candidates([c.deployable for c in candidates], data.x_test, runs=min(config.bench_runs, 100),
+                                  fresh=config.fresh, timings=timings, say=say)
+    return [replace(c, ops_profile=p) for c, p in zip(candidates, profiles)]
+
+
+def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: "list[StudentSpec]", out: Path,
+          cache: "StageCache", cache_dir: Path, say: Progress) -> "list[CandidateCost]":
     """Every candidate's estimated cost and whether it is trained (cached: probes are not re-run)."""
     import math
 
@@ -216,10 +180,12 @@ def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, c
         from .fsio import write_json_atomic
 
         costs = sized()
-        sram = getattr(getattr(target, "budget", None), "sram_kib", None)
+        from .backends import backend_for
+
+        sram = target.budget.sram_kib
         fits_size = [c for c in costs if target.budget.model_size_mb is None
                      or c.int8_size_mb <= target.budget.model_size_mb]
-        if target.budget.p90_latency_ms is not None and target.npu is None and fits_size:
+        if target.budget.p90_latency_ms is not None and backend_for(target).probes_latency and fits_size:
             by_name = {s.name: s for s in specs}
             fits = sorted(fits_size, key=lambda c: c.macs)
             ends = [fits[0].name] + ([fits[-1].name] if len(fits) > 1 else [])
@@ -239,60 +205,41 @@ def _plan(config: BuildConfig, target: Any, data: Any, specs: list, out: Path, c
     return plan
 
 
-def _smoke_bundle(report: dict[str, Any], target: Any, data: Any, out: Path, cache: Any, say: Progress) -> str:
+def _smoke_bundle(chosen: "Candidate", target: "TargetProfile", data: "Dataset", out: Path, cache: "StageCache",
+                  say: Progress) -> str:
     """The chosen student's on-device smoke-test bundle (``smoke/NAME`` and ``smoke/NAME.tar.gz``)."""
     from .smoke.bundle import RUNNER, make_bundle
 
-    row = next(c for c in report["candidates"] if c["name"] == report["selected"])
-    name = row["name"].replace("@", "_")
+    name = chosen.name.replace("@", "_")
+    int8 = chosen.deployable.int8
     where = ensure_dir(out / "smoke")
-    key = cache.key("smoke", row["artifact_sha256"], target.name, target.threads, target.budget.as_dict(),
+    key = cache.key("smoke", int8.sha256, target.name, target.threads, target.budget.as_dict(),
                     sha256_file(RUNNER), data.fingerprint())
     cache.run(f"smoke_{name}", where, key, [where / name / "manifest.json", where / f"{name}.tar.gz"],
-              lambda: make_bundle(row["artifact"], target, where / name, data.x_test[:8], data.y_test[:8]),
+              lambda: make_bundle(int8.path, target, where / name, data.x_test[:8], data.y_test[:8]),
               str, lambda d: d)
     say(f"smoke bundle: {where / name} (copy {where / name}.tar.gz to the board; python3 {name}/run_smoke.py)")
     return str(where / name)
 
 
-def _report(config, target, data, teacher_info, candidates, timings, t_start) -> dict[str, Any]:
-    from .report.build_report import build_report_dict
+def write_manifest(out: Path, config: BuildConfig, timings: dict[str, float]) -> None:
+    """sha256 of every artifact the build left in ``out``; what a board run writes later into a smoke bundle
+    (its ``result.json``) is not an artifact, so running a bundle in place never breaks ``edgekd verify``."""
+    from .smoke.bundle import is_run_output
 
-    return build_report_dict(config=config, target=target, data=data, teacher=teacher_info,
-                             candidates=candidates, timings=timings,
-                             wall_s=time.perf_counter() - t_start, environment=environment())
-
-
-def environment() -> dict[str, Any]:
-    import numpy
-    import onnxruntime
-    import torch
-
-    cpu = ""
-    try:
-        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "")
-    except OSError:
-        pass
-    return {"edgekd": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "cpu": cpu or platform.processor(), "logical_cores": os.cpu_count(), "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__, "numpy": numpy.__version__,
-            "torch_threads": torch.get_num_threads()}
-
-
-def _write_manifest(out: Path, config: BuildConfig, timings, candidates, paths) -> None:
     artifacts = {}
     for p in sorted(out.rglob("*")):
         rel = p.relative_to(out)
-        if p.is_file() and rel != Path("manifest.json") and not any(s.startswith(".tmp-") for s in rel.parts):
+        if p.is_file() and rel != Path("manifest.json") and not any(s.startswith(".tmp-") for s in rel.parts) \
+                and not is_run_output(rel):
             artifacts[rel.as_posix()] = sha256_file(p)  # smoke/*/manifest.json included
-    cfg = asdict(config)
     write_json_atomic(out / "manifest.json", {"edgekd": __version__, "stage_seconds": timings,
-                                              "config": cfg, "artifacts": artifacts})
+                                              "config": asdict(config), "artifacts": artifacts})
 
 
-def _started(stage: str) -> str | None:
-    """The progress line a candidate stage prints as it starts (distill has its own: "NAME: distilling")."""
-    return None if stage == "distill" else f"    {stage}: started"
+def _stage_timer(timings: dict[str, float], say: Progress) -> Callable[[str], "_timed"]:
+    """A candidate stage's timer: adds to ``timings[stage]`` and says that it started (distill has its own line)."""
+    return lambda stage: _timed(timings, stage, say, None if stage == "distill" else f"    {stage}: started")
 
 
 class _timed:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Union
 
 RECORD_VERSION = 1
 
@@ -116,6 +116,155 @@ class NpuEstimate:
         """Share of operators on the NPU (1.0 = all)."""
         total = self.npu_ops + self.cpu_ops
         return self.npu_ops / total if total else 0.0
+
+
+@dataclass(frozen=True)
+class ArmEstimate:
+    """A model's latency on an ARM target, estimated from emulated instruction counts (backend arm-emu)."""
+
+    target: str
+    core: str
+    clock_ghz: float
+    threads: int
+    runtime: str
+    precision: str
+    model_path: str
+    ms: float  # point estimate of one inference (batch 1, steady state)
+    low_ms: float  # error band of the estimator
+    high_ms: float
+    first_ms: float  # the first inference after loading, same model (instructions of window 0)
+    instructions: int  # per steady-state inference, all threads
+    first_instructions: int
+    count_spread: float  # (max - min) / median of the repeated counts
+    parity: dict[str, Any]  # emulated outputs vs the host runtime's
+    memory: dict[str, Any]  # emulator RSS figures and the model file size
+    emulation_wall_s: float  # what the count cost on this machine
+    how: str  # one sentence for reports
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Detail = Union[BenchResult, ArmEstimate, NpuEstimate]
+_DETAILS: dict[str, type] = {"BenchResult": BenchResult, "ArmEstimate": ArmEstimate, "NpuEstimate": NpuEstimate}
+
+
+@dataclass(frozen=True)
+class LatencyFigure:
+    """What a device backend answers for one deployable artifact: a measurement (p50/p90/p99) or a point
+    estimate with its error band, the memory it knows of, and how the figure was obtained.
+
+    ``judged_ms`` is the number a latency budget is checked against: the measured p90, or the estimate.
+    ``detail`` is the backend's own record (host: BenchResult, arm-emu: ArmEstimate, npu-emu: NpuEstimate)."""
+
+    backend: str  # "host", "arm-emu", "npu-emu"
+    kind: str  # "measured" or "estimated"
+    source: str  # one phrase: where, e.g. "measured on host CPU (onnxruntime)"
+    how: str  # one sentence: how it was obtained
+    detail: Detail
+    p50_ms: float | None = None  # measured figures (None for an estimate)
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    mean_ms: float | None = None
+    estimate_ms: float | None = None  # an estimate's point value (None for a measurement)
+    band_ms: tuple[float, float] | None = None  # an estimate's error band, when the estimator states one
+    cold_start_ms: float | None = None  # loading + first inference (measured), or the first inference (estimated)
+    memory_mb: float | None = None  # memory the model adds to the process, where the backend measures it
+    sram_kib: float | None = None  # NPU: SRAM the tensor arena uses
+    flash_kib: float | None = None  # NPU: flash the weights and command stream use
+    untimed_ops: tuple[str, ...] = ()  # operators whose time the figure leaves out (NPU: CPU fallback)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("measured", "estimated"):
+            raise ValueError(f"LatencyFigure.kind must be measured or estimated, got {self.kind!r}")
+        if (self.kind == "measured") != (self.p90_ms is not None) or (self.kind == "estimated") != (
+                self.estimate_ms is not None):
+            raise ValueError("a measured figure has percentiles and no estimate; an estimated one the reverse")
+
+    @property
+    def judged_ms(self) -> float:
+        return float(self.p90_ms if self.kind == "measured" else self.estimate_ms)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The report.json view: every figure, without the backend's detail record."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "detail"}
+        d["band_ms"] = None if self.band_ms is None else list(self.band_ms)
+        d["untimed_ops"] = list(self.untimed_ops)
+        d["judged_ms"] = self.judged_ms
+        return d
+
+    def to_record(self) -> dict[str, Any]:
+        """Everything, the detail included (a stage stamp); :func:`LatencyFigure.from_record` reads it back."""
+        return {**self.as_dict(), "detail": to_dict(self.detail)}
+
+    @staticmethod
+    def from_record(d: dict[str, Any]) -> "LatencyFigure":
+        detail = dict(d["detail"])
+        cls = _DETAILS[detail.pop("record")]
+        if cls is NpuEstimate:
+            detail["cpu_fallback"] = tuple(detail["cpu_fallback"])
+            detail["layers"] = tuple(NpuLayer(**layer) for layer in detail["layers"])
+        kw = {k: v for k, v in d.items() if k not in ("detail", "judged_ms")}
+        kw["band_ms"] = None if kw.get("band_ms") is None else tuple(kw["band_ms"])
+        kw["untimed_ops"] = tuple(kw.get("untimed_ops", ()))
+        return LatencyFigure(detail=cls(**detail), **kw)
+
+
+@dataclass(frozen=True)
+class TeacherInfo:
+    """The teacher a build distilled from, as the report shows it."""
+
+    id: str  # what keys the teacher-output cache: the file's sha256, or "default:<weights sha256>"
+    accuracy: float  # top-1 on the test split
+    outputs: str  # "logits" or "probs" (edgekd then uses log-probabilities)
+    path: str | None = None  # a teacher file
+    kind: str | None = None  # its format, e.g. "torchscript", "onnx"
+    sha256: str | None = None  # of the file
+    origin: str | None = None  # the built-in teacher: shipped, cached or trained now
+    spec: dict[str, Any] | None = None  # the built-in teacher's architecture
+    training: dict[str, Any] | None = None  # how the built-in teacher was trained
+    weights_sha256: str | None = None  # the built-in teacher's weights
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class Deployable:
+    """One candidate student in one runtime: its fp32 and int8 artifacts, measured on this host."""
+
+    runtime: str  # "onnxruntime" or "litert"
+    checkpoint: Checkpoint
+    fp32: ExportedModel
+    int8: ExportedModel  # what would be deployed
+    threads: int  # host benchmark threads
+
+    @property
+    def name(self) -> str:
+        return f"{self.checkpoint.name}@{self.runtime}"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A deployable judged: its latency on the target's backend (what selection checks), the host measurement
+    beside it, and the host operator profile."""
+
+    deployable: Deployable
+    latency: LatencyFigure  # int8 on the target's backend: judged against the budget
+    latency_fp32: LatencyFigure | None  # fp32 on the same backend (None where the backend runs int8 only)
+    host: LatencyFigure  # int8 measured on this host (always; the reference beside an estimate)
+    host_fp32: LatencyFigure
+    band_note: str = ""  # the budget lies inside the estimate's error band
+    ops_profile: dict[str, Any] | None = None  # onnxruntime's per-node profile on this host
+
+    @property
+    def name(self) -> str:
+        return self.deployable.name
+
+    @property
+    def memory_mb(self) -> float:
+        """Peak memory the model adds: the backend's figure where it measures one, else the host's."""
+        return self.latency.memory_mb if self.latency.memory_mb is not None else float(self.host.memory_mb or 0.0)
 
 
 def to_dict(record: Any) -> dict[str, Any]:

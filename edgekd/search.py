@@ -20,11 +20,15 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .models.students import StudentSpec
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .targets import Budget, TargetProfile
 
 INT8_OVERHEAD_BYTES = 4096  # flatbuffer / protobuf framing, quantization parameters, names
 Progress = Callable[[str], None]
@@ -167,7 +171,7 @@ def _linear(points: list[tuple[int, float, float]], macs: int) -> tuple[float, f
     return max(a0 + f * (a1 - a0), 1e-6), max(l0 + f * (l1 - l0), 1e-6)
 
 
-def decide(costs: list[CandidateCost], budget: Any, sram_kib: float | None, max_candidates: int,
+def decide(costs: list[CandidateCost], budget: "Budget", sram_kib: float | None, max_candidates: int,
            time_budget_s: float | None) -> list[CandidateCost]:
     """Mark each candidate train/skip with reasons (see the module docstring)."""
     out = []
@@ -175,7 +179,7 @@ def decide(costs: list[CandidateCost], budget: Any, sram_kib: float | None, max_
         reasons = []
         if budget.model_size_mb is not None and c.int8_size_mb > budget.model_size_mb:
             reasons.append(f"int8 size ~{c.int8_size_mb:.2f} MB > budget {budget.model_size_mb:g} MB")
-        flash = getattr(budget, "flash_kib", None)
+        flash = budget.flash_kib
         if flash is not None and c.int8_size_mb * 1e6 / 1024 > flash:
             reasons.append(f"int8 weights ~{c.int8_size_mb * 1e6 / 1024:.0f} KiB > flash {flash:g} KiB")
         if sram_kib is not None and c.peak_activation_kib > sram_kib:
@@ -220,7 +224,7 @@ def _replace(c: CandidateCost, **kw: Any) -> CandidateCost:
     return replace(c, **kw)
 
 
-def probe_latency(probe_specs: list[StudentSpec], target: Any, data: Any, work: Path,
+def probe_latency(probe_specs: list[StudentSpec], target: "TargetProfile", data: "Dataset", work: Path,
                   say: Progress) -> dict[str, dict[str, tuple[float, float]]]:
     """Export each probe with random weights to every deployable int8 artifact of the target and run it in the
     target's backend; ``{runtime: {name: (ms, low_ms)}}``. Host targets: measured p90 (low = the same)."""
@@ -247,18 +251,12 @@ def probe_latency(probe_specs: list[StudentSpec], target: Any, data: Any, work: 
             export_tflite(model, x, d / "int8.tflite", precision="int8", calibration=calib, tolerances=loose)
             items.append(("litert", spec.name, d / "int8.tflite"))
     say(f"search: probing {len(items)} random-weight int8 artifact(s) on {target.name}")
-    figs: dict[str, dict[str, tuple[float, float]]] = {}
-    if target.emulation == "qemu-user":
-        from .bench.arm_emu import bench_arm_many
+    from .backends import Job, Settings, backend_for
 
-        ests = bench_arm_many([(p, data.x_test[:2], "int8") for _r, _n, p in items], target, runs=2)
-        for (runtime, name, _p), e in zip(items, ests):
-            figs.setdefault(runtime, {})[name] = (e.ms, e.low_ms)
-    else:
-        from .bench.host import bench_host
-
-        threads = max(1, min(target.threads, __import__("os").cpu_count() or 1))
-        for runtime, name, p in items:
-            b = bench_host(p, data.input_shape, threads=threads, runs=50, warmup=5)
-            figs.setdefault(runtime, {})[name] = (b.p90_ms, b.p90_ms)
-    return figs
+    jobs = [Job(str(p), "int8", tuple(data.input_shape), data.x_test[:2]) for _r, _n, p in items]
+    figures = backend_for(target).figures(jobs, target, Settings(runs=50, warmup=5, emulated_runs=2))
+    probes: dict[str, dict[str, tuple[float, float]]] = {}
+    for (runtime, name, _p), fig in zip(items, figures):
+        low = fig.band_ms[0] if fig.band_ms is not None else fig.judged_ms
+        probes.setdefault(runtime, {})[name] = (fig.judged_ms, low)
+    return probes

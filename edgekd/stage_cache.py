@@ -75,6 +75,15 @@ class StageCache:
         self.ran.append(label)
         return result
 
+    def lookup(self, stage: str, where: Path, key: str) -> Any:
+        """A stage's stored record without running anything (None when absent, stale, or ``fresh``)."""
+        if self.fresh:
+            return None
+        record = _valid(where / ".stages" / f"{stage}.json", key, where)
+        if record is not None:
+            self.reused.append(f"{where.name}/{stage}")
+        return record
+
     def summary(self) -> dict[str, Any]:
         return {"fresh": self.fresh, "ran": list(self.ran), "reused": list(self.reused)}
 

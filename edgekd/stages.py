@@ -14,21 +14,12 @@ from typing import Any, Callable
 import numpy as np
 
 from .distill.config import DistillConfig
-from .errors import ConfigError, ExportError, TeacherError
+from .errors import ConfigError, ExportError
 from .fsio import atomic_path, sha256_file, write_json_atomic
 from .models.students import StudentSpec
 from .records import Checkpoint, ExportedModel, to_dict
 
 Progress = Callable[[str], None]
-
-
-def check_teacher_fits(teacher: Any, data: Any) -> np.ndarray:
-    """Run the teacher on a few samples: it must accept the data's inputs and output one score per class."""
-    z = teacher.logits(data.x_val[:8] if len(data.x_val) else data.x_train[:8])
-    if z.shape[1] != data.num_classes:
-        raise TeacherError(f"teacher {teacher.name} outputs {z.shape[1]} classes but the data has {data.num_classes}",
-                           "use a teacher trained on the same classes as the data (or the matching --data)")
-    return z
 
 
 def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -91,10 +82,10 @@ def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir
 
 def checkpoint_teacher(path: str | Path) -> Any:
     """A student checkpoint (``student.json``) as a teacher (kind "checkpoint"), e.g. for self-distillation."""
-    from .models.teachers import _torch_teacher
+    from .models.teachers import torch_teacher
 
     model, ckpt = load_checkpoint(path)
-    teacher = _torch_teacher(f"{ckpt.name} ({Path(path).name})", model)
+    teacher = torch_teacher(f"{ckpt.name} ({Path(path).name})", model)
     teacher.kind, teacher.outputs = "checkpoint", "logits"
     teacher.spec = ckpt.config["student"]
     return teacher
@@ -137,7 +128,7 @@ def export_student(model: Any, data: Any, out_path: str | Path, *, samples: int 
 
     x = data.x_test[:samples]
     exported = export_onnx(model, x, out_path)
-    acc = accuracy_of(_run_onnx(exported.path, data.x_test), data.y_test)
+    acc = accuracy_of(run_onnx_outputs(exported.path, data.x_test), data.y_test)
     return replace(exported, accuracy=acc)
 
 
@@ -178,8 +169,8 @@ def score_int8(q: ExportedModel, fp32: ExportedModel, data: Any) -> ExportedMode
     """Parity against the fp32 model and accuracy, both on the test split; a failed check removes the file."""
     from .export.parity import PARITY_DEFAULTS, check_parity
 
-    ref = _run_onnx(fp32.path, data.x_test)
-    got = _run_onnx(q.path, data.x_test)
+    ref = run_onnx_outputs(fp32.path, data.x_test)
+    got = run_onnx_outputs(q.path, data.x_test)
     try:
         report = check_parity(ref, got, output=fp32.output_name, route="onnx fp32 -> ort int8",
                               **PARITY_DEFAULTS["int8"])
@@ -189,7 +180,7 @@ def score_int8(q: ExportedModel, fp32: ExportedModel, data: Any) -> ExportedMode
     return replace(q, parity=report.as_dict(), accuracy=accuracy_of(got, data.y_test))
 
 
-def _run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
+def run_onnx_outputs(path: str | Path, x: np.ndarray) -> np.ndarray:
     from .export.parity import run_onnx
 
     return run_onnx(path, x)

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from .bench.measure import cpu_model
+
 FILE_NAME = "step-times.json"
 FORMAT = 1
 
@@ -28,18 +30,8 @@ def machine_id(torch_threads: int) -> dict[str, Any]:
     """What makes one machine's step times differ from another's."""
     import torch
 
-    return {"cpu": _cpu_model(), "logical_cpus": os.cpu_count(), "machine": platform.machine(),
+    return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "machine": platform.machine(),
             "torch": torch.__version__.split("+")[0], "threads": torch_threads}
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith(("model name", "hardware", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 class StepTimes:

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TargetError
-from .npu import NpuConfig, parse_npu
+from .backends.npu_config import NpuConfig, parse_npu
 
 KNOWN_ARCHES = ("x86_64", "aarch64", "armv7", "ethos-u")
 KNOWN_RUNTIMES = ("onnxruntime", "litert")
 KNOWN_PRECISIONS = ("fp32", "fp16", "int8")
 KNOWN_EMULATION = ("none", "qemu-user", "vela")
+# how edgekd runs code for a target here -> the device backend that gives its figures (edgekd.backends)
+BACKEND_OF_EMULATION = {"none": "host", "qemu-user": "arm-emu", "vela": "npu-emu"}
 
 
 @dataclass(frozen=True)
@@ -98,9 +100,15 @@ class TargetProfile:
         self._check_npu(bad)
         self._check_core(bad)
 
+    @property
+    def backend(self) -> str:
+        """The device backend that serves this target: ``host``, ``arm-emu`` or ``npu-emu`` (named once, here,
+        from the profile's ``emulation``; :func:`edgekd.backends.backend_for` gives its code)."""
+        return BACKEND_OF_EMULATION[self.emulation]
+
     def _check_core(self, bad) -> None:
         """An emulated ARM target must name a core edgekd can emulate (its cpuinfo and QEMU model)."""
-        if self.emulation != "qemu-user":
+        if self.backend != "arm-emu":
             return
         from .emu.cores import CORES
 
@@ -114,7 +122,7 @@ class TargetProfile:
     def _check_npu(self, bad) -> None:
         """An [npu] table goes with emulation = "vela", full-int8 TFLite, and the SRAM/flash budgets."""
         b, npu = self.budget, self.npu
-        if (self.emulation == "vela") != (npu is not None):
+        if (self.backend == "npu-emu") != (npu is not None):
             raise bad("emulation = \"vela\" and an [npu] table go together",
                       "an Ethos-U target needs both; other targets neither")
         if npu is None:

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import BenchError, ConfigError
 from ..fsio import sha256_file, write_json_atomic
+from ..records import Deployable
 from .measure import cpu_model
 
 TOP_NODES = 10
@@ -128,20 +129,20 @@ def _summary(nodes: dict[str, dict[str, Any]], run_us: list[float], runs: int, t
     }
 
 
-def profile_candidate(candidate: dict[str, Any], samples: np.ndarray, *, runs: int = 100, warmup: int = 5,
+def profile_candidate(candidate: Deployable, samples: np.ndarray, *, runs: int = 100, warmup: int = 5,
                       fresh: bool = False) -> dict[str, Any]:
     """Profile one build candidate: its deployed int8 ONNX file, or for a LiteRT candidate its fp32 ONNX twin.
 
-    ``candidate`` is the pipeline's dict (``runtime``, ``int8`` record, ``threads``). Cached next to the file;
+    ``candidate``: a build's deployable (runtime, int8 record, threads). Cached next to the file;
     ``fresh`` ignores the cached result.
     """
-    runtime, artifact = candidate["runtime"], Path(candidate["int8"].path)
+    runtime, artifact = candidate.runtime, Path(candidate.int8.path)
     deployed = artifact.suffix.lower() == ".onnx"
     profiled = artifact if deployed else artifact.with_name("model_fp32.onnx")
     if not profiled.is_file():
         return {"error": f"no ONNX file to profile ({profiled} is missing)", "is_deployed_artifact": False,
                 "deployed_artifact": str(artifact), "note": LITERT_NOTE}
-    threads = int(candidate.get("threads", 1))
+    threads = candidate.threads
     key = {"version": PROFILE_VERSION, "artifact_sha256": sha256_file(profiled), "runs": runs, "warmup": warmup,
            "threads": threads, "onnxruntime": _ort_version()}
     cache = artifact.with_name(f"ops_profile_{runtime}.json")
@@ -173,28 +174,30 @@ def _ort_version() -> str:
     return onnxruntime.__version__
 
 
-def profile_candidates(candidates: list[dict[str, Any]], samples: np.ndarray, *, runs: int = 100, warmup: int = 5,
+def profile_candidates(candidates: list[Deployable], samples: np.ndarray, *, runs: int = 100, warmup: int = 5,
                        fresh: bool = False, timings: dict[str, float] | None = None,
-                       say: Callable[[str], None] | None = None) -> None:
-    """Profile every build candidate (see :func:`profile_candidate`); sets ``candidate["ops_profile"]``.
+                       say: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Profile every build candidate (see :func:`profile_candidate`), in order.
 
     A candidate whose profile fails gets ``{"error": ...}`` instead: the profile explains the latency, it
     does not judge the candidate, so it never stops a build.
     """
     say = say or (lambda _m: None)
     t0 = time.perf_counter()
+    out = []
     for c in candidates:
-        label = f"{c['checkpoint'].name}@{c['runtime']}"
         try:
-            c["ops_profile"] = profile_candidate(c, samples, runs=runs, warmup=warmup, fresh=fresh)
+            p = profile_candidate(c, samples, runs=runs, warmup=warmup, fresh=fresh)
         except BenchError as e:
-            c["ops_profile"] = {"error": str(e), "deployed_artifact": c["int8"].path}
-        p = c["ops_profile"]
+            p = {"error": str(e), "deployed_artifact": c.int8.path}
+        out.append(p)
         if "error" in p:
-            say(f"    ops profile {label}: not available ({p['error']})")
+            say(f"    ops profile {c.name}: not available ({p['error']})")
         elif p["ops"]:
             o = p["ops"][0]
-            say(f"    ops profile {label}: slowest node {o['node']} ({o['op_type']}) {o['median_us']:.1f} us/run (median), "
-                f"{100 * o['share']:.0f}% of node time" + ("" if p["is_deployed_artifact"] else " (fp32 ONNX twin)"))
+            say(f"    ops profile {c.name}: slowest node {o['node']} ({o['op_type']}) {o['median_us']:.1f} us/run "
+                f"(median), {100 * o['share']:.0f}% of node time" + ("" if p["is_deployed_artifact"] else
+                                                                     " (fp32 ONNX twin)"))
     if timings is not None:
         timings["profile_ops"] = timings.get("profile_ops", 0.0) + time.perf_counter() - t0
+    return out

@@ -132,7 +132,9 @@ def load_dataset(
     The source's own test split is the test set when it has one; otherwise ``test_fraction`` of it
     is carved off (stratified when every class has 2+ samples). Then ``val_fraction`` of the rest
     becomes val. ``limit`` keeps at most that many training samples (a stratified subset) and caps
-    val and test in proportion (``ceil(limit * f / (1 - f))``), for fast runs. All choices come
+    val, and a test split carved from the data, in proportion (``ceil(limit * f / (1 - f))``), for fast runs;
+    a test split the source supplies (npz ``x_test``, IDX t10k files) is kept whole, so accuracies stay
+    measured on all of it. All choices come
     from ``numpy.random.default_rng(seed)``: the same seed gives identical arrays.
 
     ``unlabeled`` adds training inputs without labels (their ``y_train`` is ``UNLABELED``; distillation labels
@@ -188,7 +190,8 @@ def _load_split(spec: str, seed: int, val_fraction: float, test_fraction: float,
     if limit is not None and len(train_idx) > limit:
         train_idx = _subset(train_idx, y, int(limit), rng)
         val_idx = _subset(val_idx, y, _cap(limit, val_fraction), rng)
-        test_idx = _subset(test_idx, test_y, _cap(limit, test_fraction), rng)
+        if x_test is None:  # a test split carved from the data shrinks with it; the source's own stays whole
+            test_idx = _subset(test_idx, test_y, _cap(limit, test_fraction), rng)
     missing = set(range(num_classes)) - set(np.unique(y[train_idx]).tolist())
     if missing:
         log.warning("%s: classes %s have no training samples", src, sorted(missing)[:10])

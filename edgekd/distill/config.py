@@ -7,11 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
-
-OPTIMIZERS = ("adamw", "sgd")
-WEIGHTINGS = ("fixed", "confidence")
-AUGMENTS = ("none", "mixup")
-HARD_LABEL_LOSSES = ("dkd", "dkd_ls")  # split the target class from the others: need one class per sample
+from .names import (AUGMENTS, DEVICES, FEATURE_LOSSES, LOSSES, METHODS, OPTIMIZERS, QAT_WEIGHT_SCHEMES, WEIGHTINGS,
+                    check_name)
 
 
 @dataclass(frozen=True)
@@ -94,29 +91,23 @@ class DistillConfig:
             raise bad(f"unknown teacher weighting {self.teacher_weighting!r}", f"use one of {', '.join(WEIGHTINGS)}")
         if self.augment not in AUGMENTS:
             raise bad(f"unknown augmentation {self.augment!r}", f"use one of {', '.join(AUGMENTS)}")
-        if self.augment == "mixup" and self.loss in HARD_LABEL_LOSSES:
+        check_name("distillation loss", self.loss, LOSSES)
+        check_name("feature loss", self.feature_loss, FEATURE_LOSSES)
+        check_name("distillation method", self.method, METHODS)
+        if self.augment == "mixup" and LOSSES[self.loss].hard_labels:
             raise bad(f"loss {self.loss!r} splits the target class from the others and needs one label per sample, "
                       "which mixup does not give", "use --loss hinton or lskd with --augment mixup, or --augment none")
-        from .qat import WEIGHT_SCHEMES  # light: torch is imported only when a student is fake-quantized
-
-        if self.qat_weights not in WEIGHT_SCHEMES:
-            raise bad(f"unknown QAT weight scheme {self.qat_weights!r}", f"use --qat-weights {' or '.join(WEIGHT_SCHEMES)}")
+        if self.qat_weights not in QAT_WEIGHT_SCHEMES:
+            raise bad(f"unknown QAT weight scheme {self.qat_weights!r}",
+                      f"use --qat-weights {' or '.join(QAT_WEIGHT_SCHEMES)}")
         if self.qat_bn_epochs is not None and self.qat_bn_epochs < 1:
             raise bad(f"--qat-bn-epochs must be >= 1 (BatchNorm needs statistics before it is frozen), got "
                       f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self._default_qat_bn_epochs()}, or "
                       f"{self.epochs} to never freeze it")
-        from .device import DEVICES  # light: torch is imported when the device is resolved, at training
-
         if self.device not in DEVICES:
             raise bad(f"unknown device {self.device!r}", f"use --device {' or '.join(DEVICES)}")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:
             raise bad("synthetic samples and inversion steps must be >= 1", "pass positive integers")
-        from .losses import FEATURE_LOSSES, LOSSES
-        from .methods import METHODS
-
-        LOSSES.get(self.loss)  # unknown loss -> ConfigError listing the known ones
-        FEATURE_LOSSES.get(self.feature_loss)
-        METHODS.get(self.method)
 
     def _default_qat_bn_epochs(self) -> int:
         return max(1, round(2 * self.epochs / 3))
@@ -128,10 +119,13 @@ class DistillConfig:
 
     @property
     def uses_teacher(self) -> bool:
-        from .methods import METHODS
+        needs = METHODS[self.method].needs_teacher  # "always", "never", or "loss" (a KD loss or hints)
+        return needs == "always" or (needs == "loss" and (self.uses_kd_loss or bool(self.hints)))
 
-        needs = METHODS.get(self.method).needs_teacher  # "always", "never", or "loss" (a KD loss or hints)
-        return needs == "always" or (needs == "loss" and (self.loss != "ce" or bool(self.hints)))
+    @property
+    def uses_kd_loss(self) -> bool:
+        """The logit loss reads the teacher's outputs (every loss but hard-label CE alone)."""
+        return LOSSES[self.loss].kd
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

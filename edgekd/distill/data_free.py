@@ -102,7 +102,7 @@ def synthetic_dataset(teacher: Any, input_shape: tuple[int, ...], num_classes: i
     """A ``Dataset`` of synthetic inputs (90% train, 10% val); ``test`` (a real Dataset) only lends its test split
     for reporting accuracy, otherwise the test split is synthetic too."""
     from ..data import Dataset
-    from .trainer import freeze
+    from .device import freeze
 
     teacher = freeze(teacher)
     x, y = invert(teacher, tuple(input_shape), num_classes, config.synthetic_samples, config.inversion_steps,

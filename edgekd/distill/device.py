@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from ..errors import ConfigError
+from .names import DEVICES
 
-DEVICES = ("cpu", "cuda", "auto")
 
 
 def resolve(name: str, local_rank: int | None = None) -> Any:
@@ -56,3 +56,11 @@ def moved(module: Any, device: Any) -> Iterator[Any]:
         yield module
     finally:
         module.to(home)
+
+
+def freeze(teacher: Any) -> Any:
+    """Eval mode and no gradients: the teacher is never updated."""
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher

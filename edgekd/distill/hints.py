@@ -116,7 +116,7 @@ class HintMatcher:
         import torch
 
         from .losses import FEATURE_LOSSES
-        from .trainer import freeze
+        from .device import freeze
 
         self.loss_fn, self.feature_loss = FEATURE_LOSSES.get(feature_loss), feature_loss
         if ("auto", "auto") in pairs:

@@ -26,6 +26,8 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..registry import Registry
+from .names import METHODS as METHOD_NAMES
+from .names import MethodInfo, kd_loss
 
 
 @dataclass
@@ -71,37 +73,44 @@ class MethodContext:
 @dataclass(frozen=True)
 class Method:
     run: Callable[[MethodContext], Any]
-    needs_teacher: str  # "always", "never", or "loss" (when the loss is a KD loss or hints are set)
-    summary: str
+    info: MethodInfo  # the torch-free metadata (``names.METHODS``): needs a teacher, precomputes its outputs, ...
+
+    @property
+    def needs_teacher(self) -> str:
+        return self.info.needs_teacher
+
+    @property
+    def summary(self) -> str:
+        return self.info.summary
 
 
 METHODS: Registry[Method] = Registry("distillation method")
 
 
-def method(name: str, needs_teacher: str, summary: str):
+def method(name: str):
     def deco(fn: Callable[[MethodContext], Any]) -> Callable[[MethodContext], Any]:
-        METHODS.add(name, Method(fn, needs_teacher, summary))
+        METHODS.add(name, Method(fn, METHOD_NAMES[name]))
         return fn
 
     return deco
 
 
 def _kd_logits(ctx: MethodContext) -> np.ndarray | None:
-    return ctx.logits() if ctx.config.loss != "ce" else None
+    return ctx.logits() if ctx.config.uses_kd_loss else None
 
 
-@method("kd", "loss", "one logit loss (--loss) against the teacher, optional feature hints")
+@method("kd")
 def run_kd(ctx: MethodContext) -> Any:
     """Logit distillation with ``--loss`` (hinton, dkd, lskd, dkd_ls; formulas in ``losses.py``), or the
     student alone with ``--loss ce``; ``--hint`` pairs add feature losses."""
     module = ctx.teacher.module if ctx.teacher is not None else None
     z = ctx.teacher_logits
-    if z is None and ctx.config.loss != "ce" and module is None:
+    if z is None and ctx.config.uses_kd_loss and module is None:
         z = ctx.logits()  # a non-torch teacher: its logits once; a torch one runs per batch in the trainer
     return ctx.train(ctx.student(), teacher_logits=z, teacher_module=module)
 
 
-@method("feature", "always", "KD + feature distillation: pairs by name or auto, projections, mse/cosine/at")
+@method("feature")
 def run_feature(ctx: MethodContext) -> Any:
     """L = L_logit + β · Σ_pairs L_feat(r(f_s), f_t), L_feat ∈ {mse (FitNets), cosine, at (attention transfer)}.
 
@@ -117,7 +126,7 @@ def run_feature(ctx: MethodContext) -> Any:
     return ctx.train(ctx.student(), config, teacher_logits=_kd_logits(ctx), teacher_module=ctx.teacher.module)
 
 
-@method("qat", "loss", "quantization-aware distillation: the student trains through simulated int8")
+@method("qat")
 def run_qat(ctx: MethodContext) -> Any:
     """KD (``--loss``) with a fake-quantized student: weights int8 per channel (``--qat-weights per-tensor``: one
     scale per weight, on the BN-folded weight), activations int8 per tensor,
@@ -148,7 +157,7 @@ def run_qat(ctx: MethodContext) -> Any:
     return result
 
 
-@method("multi-teacher", "always", "several teachers of any kind; fixed or per-sample confidence weights")
+@method("multi-teacher")
 def run_multi_teacher(ctx: MethodContext) -> Any:
     """Soft target p = Σ_i w_i(x) · softmax(z_i/T), fed to ``--loss`` as logits T·log p (``multi_teacher.py``).
     Papers: You et al., KDD 2017; confidence weights after Zhang et al., ICASSP 2022 (arXiv:2201.00007)."""
@@ -158,13 +167,13 @@ def run_multi_teacher(ctx: MethodContext) -> Any:
     if len(teachers) < 2:
         raise ConfigError(f"multi-teacher distillation needs at least 2 teachers, got {len(teachers)}",
                           "repeat --teacher (e.g. --teacher a.onnx --teacher b.pt)")
-    if ctx.config.loss == "ce":
+    if not ctx.config.uses_kd_loss:
         raise ConfigError("multi-teacher with --loss ce would ignore the teachers", "use --loss hinton (or dkd, lskd)")
     z = teacher_logits_for(teachers, ctx.data, ctx.config, ctx.class_maps, ctx.progress)
     return ctx.train(ctx.student(), teacher_logits=z)
 
 
-@method("mutual", "never", "deep mutual learning: --peers students teach each other, no teacher")
+@method("mutual")
 def run_mutual(ctx: MethodContext) -> Any:
     """L_k = CE(z_k, y) + mean_{j≠k} T²·KL(softmax(z_j/T) ‖ softmax(z_k/T)) (``mutual.py``).
     Paper: Zhang, Xiang, Hospedales, Lu, "Deep Mutual Learning", CVPR 2018 (arXiv:1706.00384)."""
@@ -173,27 +182,27 @@ def run_mutual(ctx: MethodContext) -> Any:
     return train_mutual(lambda: ctx.student(), ctx.data, ctx.config, ctx.progress, device=ctx.device)
 
 
-@method("born-again", "never", "born-again networks: each generation distils the previous one")
+@method("born-again")
 def run_born_again(ctx: MethodContext) -> Any:
     """Generation 0 is trained alone (CE); generation g ≥ 1, same architecture, fresh initialisation, minimises
     ``--loss`` (hinton unless given) against generation g−1's logits; the last generation is returned.
     Paper: T. Furlanello, Z. C. Lipton, M. Tschannen, L. Itti, A. Anandkumar, "Born-Again Neural Networks",
     ICML 2018 (arXiv:1805.04770)."""
-    from ..models.teachers import _torch_teacher
+    from ..models.teachers import torch_teacher
 
     cfg = ctx.config
     ctx.progress(f"born-again: generation 0 (alone), then {cfg.generations} distilled generation(s)")
     result = ctx.train(ctx.student(), replace(cfg, loss="ce", hints=()))
-    loss = cfg.loss if cfg.loss != "ce" else "hinton"
+    loss = kd_loss(cfg.loss)
     for g in range(1, cfg.generations + 1):
-        prev = _torch_teacher(f"generation {g - 1}", result.model)
+        prev = torch_teacher(f"generation {g - 1}", result.model)
         z = prev.logits(ctx.data.x_train)
         ctx.progress(f"born-again: generation {g} (teacher: generation {g - 1}, val acc {result.best_val_accuracy:.4f})")
         result = ctx.train(ctx.student(seed_offset=g), replace(cfg, loss=loss, hints=()), teacher_logits=z)
     return result
 
 
-@method("self-ckpt", "always", "continue from an earlier checkpoint of this student, distilled from it")
+@method("self-ckpt")
 def run_self_checkpoint(ctx: MethodContext) -> Any:
     """The student starts from its own earlier checkpoint θ₀ (``--teacher old/student.json``) and trains on
     L = ``--loss``(z_θ, z_θ₀, y): the frozen earlier self is the teacher, so further training is regularised
@@ -212,11 +221,11 @@ def run_self_checkpoint(ctx: MethodContext) -> Any:
     model = copy.deepcopy(ctx.teacher.module)
     for p in model.parameters():
         p.requires_grad_(True)
-    loss = ctx.config.loss if ctx.config.loss != "ce" else "hinton"
+    loss = kd_loss(ctx.config.loss)
     return ctx.train(model, replace(ctx.config, loss=loss, hints=()), teacher_logits=ctx.logits())
 
 
-@method("data-free", "always", "DeepInversion: inputs synthesised from the teacher's BatchNorm statistics")
+@method("data-free")
 def run_data_free(ctx: MethodContext) -> Any:
     """Synthetic inputs x* = argmin_x CE(f_t(x), y) + a_bn·Σ_l(‖μ_l(x) − μ̂_l‖ + ‖σ²_l(x) − σ̂²_l‖) + priors,
     then ``--loss`` against f_t(x*) (``data_free.py``). No real sample is used for training or validation;
@@ -232,11 +241,11 @@ def run_data_free(ctx: MethodContext) -> Any:
     synth = synthetic_dataset(ctx.teacher.module, ctx.spec.input_shape, ctx.spec.num_classes, ctx.config,
                               test=real, progress=ctx.progress, device=ctx.device)
     z = ctx.teacher.logits(synth.x_train)
-    loss = ctx.config.loss if ctx.config.loss != "ce" else "hinton"
+    loss = kd_loss(ctx.config.loss)
     return ctx.train(ctx.student(), replace(ctx.config, loss=loss, hints=()), data=synth, teacher_logits=z)
 
 
-@method("cross-modal", "always", "paired data: the teacher sees its own view of each sample")
+@method("cross-modal")
 def run_cross_modal(ctx: MethodContext) -> Any:
     """``--loss`` between the student on its view x_s and the teacher on the paired view x_t of the same
     sample: L = α·T²·KL(softmax(f_t(x_t)/T) ‖ softmax(f_s(x_s)/T)) + (1−α)·CE (for hinton).

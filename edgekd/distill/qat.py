@@ -33,11 +33,12 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
+from .names import QAT_WEIGHT_SCHEMES
 
 QMIN, QMAX = -128, 127
 
 
-WEIGHT_SCHEMES = ("per-channel", "per-tensor")
+WEIGHT_SCHEMES = QAT_WEIGHT_SCHEMES
 
 
 def _weight_fake_quant(per_channel: bool, bn: Any = None):

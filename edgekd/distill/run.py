@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import ConfigError
+from ..records import Checkpoint
+from .config import DistillConfig
+from .names import METHODS
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..data import Dataset
+    from ..models.teachers import Teacher
+    from .ddp import Dist
 
 NO_DATA = ("none", "")
 
@@ -53,77 +63,62 @@ def parse_class_map(text: str) -> tuple[int, tuple[int, ...]]:
         raise ConfigError(f"bad --teacher-map {text!r}", "write N=i0,i1,... (teacher N's output for each class)") from None
 
 
-def run_distill(job: DistillJob, config: Any, progress: Callable[[str], None] | None = None,
-                distributed: Any = None) -> Any:
+def run_distill(job: DistillJob, config: DistillConfig, progress: Callable[[str], None] | None = None,
+                distributed: Dist | None = None) -> Checkpoint | None:
     """Load everything ``job`` names and distil one student; returns the Checkpoint (None on ranks > 0)."""
     from ..cache import default_cache_dir
-    from ..data import load_dataset
     from ..fsio import ensure_dir
     from ..models.students import StudentSpec, default_family
-    from ..stages import check_teacher_fits, distill_student
+    from ..prepare import TeacherSource, load_data, load_teachers
+    from ..stages import distill_student
 
     say = progress or (lambda _m: None)
     ensure_dir(job.out)  # fail before training, not after
     cache = Path(job.cache_dir) if job.cache_dir else default_cache_dir()
     if job.data.strip().lower() in NO_DATA:
-        data, teacher = _no_data(config, cache, say)
+        data, teacher = _no_data(config, say)
         config = replace(config, method="data-free") if config.method == "kd" else config
     else:
-        data = load_dataset(job.data, seed=config.seed, limit=job.limit, unlabeled=job.unlabeled)
+        data = load_data(job.data, seed=config.seed, limit=job.limit, unlabeled=job.unlabeled, say=lambda _m: None)
         teacher = None
         if data.n_unlabeled:
             say(f"data: {data.n_unlabeled} of {len(data.x_train)} training samples are unlabelled; the teacher's "
                 "top class stands in for their labels")
     spec = StudentSpec(job.family or default_family(data.input_shape), job.width, job.depth, data.input_shape,
                        data.num_classes)
-    teachers: tuple[Any, ...] = ()
+    method = METHODS[config.method]
+    teachers: tuple[Teacher, ...] = ()
     if config.uses_teacher and teacher is None:
-        teacher_data = getattr(data, "teacher_view", None) or data
-        teachers = tuple(_load(p, job) for p in job.teachers)
-        if not teachers:
-            from ..models.default_teacher import default_teacher
-
-            teachers = (default_teacher(teacher_data, cache, progress=say)[0],)
-        for t in teachers:
-            if t.kind != "checkpoint":
-                check_teacher_fits(t, teacher_data)
+        source = TeacherSource(job.teachers, job.teacher_arch, job.teacher_outputs, job.trust_pickle)
+        teachers = tuple(lt.teacher for lt in load_teachers(source, data, cache, say))
         teacher = teachers[0]
-        if len(teachers) > 1 and config.method != "multi-teacher":
+        if len(teachers) > 1 and not method.several_teachers:
             raise ConfigError(f"{len(teachers)} teachers given to method {config.method!r}",
                               "use --method multi-teacher, or give one --teacher")
-    if config.method == "data-free" and data.spec not in NO_DATA:
+    if not method.real_data and data.spec not in NO_DATA:
         say(f"data-free: {data.spec} is used only for its test split (reporting accuracy), never for training")
     logits = None
-    if teacher is not None and config.method in ("cross-modal", "kd") and config.loss != "ce" and not config.hints:
-        view = getattr(data, "teacher_view", None) if config.method == "cross-modal" else data
-        if view is not None and (distributed is not None or config.method == "cross-modal"):
+    if teacher is not None and method.precomputes_teacher and config.uses_kd_loss and not config.hints:
+        view = data.teacher_view if config.method == "cross-modal" else data
+        if view is not None and (distributed is not None or view is not data):
             logits = _shared_logits(teacher, view, cache, distributed, say)
     return distill_student(data, spec, config, job.out, teacher=teacher, teacher_logits=logits, progress=say,
                            teachers=teachers if len(teachers) > 1 else (), class_maps=dict(job.class_maps),
                            distributed=distributed)
 
 
-def _load(path: str, job: DistillJob) -> Any:
-    if path.endswith(".json"):
-        from ..stages import checkpoint_teacher
-
-        return checkpoint_teacher(path)
-    from ..models.teachers import load_teacher
-
-    return load_teacher(path, arch=job.teacher_arch, outputs=job.teacher_outputs, trust_pickle=job.trust_pickle)
-
-
-def _no_data(config: Any, cache: Path, say: Callable[[str], None]) -> tuple[Any, Any]:
+def _no_data(config: DistillConfig, say: Callable[[str], None]) -> tuple[Dataset, Teacher]:
     """--data none: the built-in (shipped) Fashion-MNIST teacher defines the inputs; data-free distillation."""
     import numpy as np
 
     from ..data import Dataset
-    from ..models.default_teacher import _shipped_path, default_teacher
+    from ..models.default_teacher import load_shipped_teacher
 
     if config.method not in ("kd", "data-free"):
         raise ConfigError(f"--data none leaves nothing to train {config.method!r} on",
                           "use --method data-free, or pass --data")
-    if _shipped_path("fashion-mnist") is None:
+    teacher = load_shipped_teacher("fashion-mnist", (1, 28, 28), 10)
+    if teacher is None:
         raise ConfigError("--data none needs edgekd's shipped Fashion-MNIST teacher, which is missing",
                           "reinstall edgekd, or pass --data")
     say("no --data: DATA-FREE distillation from the built-in Fashion-MNIST teacher (synthetic inputs only; "
@@ -133,22 +128,11 @@ def _no_data(config: Any, cache: Path, say: Callable[[str], None]) -> tuple[Any,
     stub = Dataset(spec="none", x_train=np.zeros((1, *shape), np.float32), y_train=np.zeros(1, np.int64),
                    x_val=empty, y_val=np.zeros(0, np.int64), x_test=empty, y_test=np.zeros(0, np.int64),
                    num_classes=10, class_names=tuple(str(i) for i in range(10)), kind="image")
-    object.__setattr__(stub, "_fingerprint", "none")
-    teacher, _ = default_teacher(_FashionSpec(stub), cache, progress=say)
     return stub, teacher
 
 
-class _FashionSpec:
-    """The stub seen as Fashion-MNIST by ``default_teacher`` (which picks the shipped checkpoint by spec)."""
-
-    def __init__(self, stub: Any) -> None:
-        self._stub, self.spec = stub, "fashion-mnist"
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stub, name)
-
-
-def _shared_logits(teacher: Any, data: Any, cache: Path, distributed: Any, say: Callable[[str], None]) -> Any:
+def _shared_logits(teacher: Teacher, data: Dataset, cache: Path, distributed: Dist | None,
+                   say: Callable[[str], None]) -> np.ndarray:
     """The teacher's training-set logits through the on-disk cache; under torchrun rank 0 computes and writes
     them while the other ranks wait, then every rank reads the same file."""
     from ..distill.cache import cached_teacher_logits

@@ -49,14 +49,6 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) ->
     return correct / max(1, len(x))
 
 
-def freeze(teacher: Any) -> Any:
-    """Eval mode and no gradients: the teacher is never updated."""
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
-
-
 def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
           teacher_module: Any = None, progress: Progress | None = None, shard: tuple[int, int] = (0, 1),
           on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None, device: Any = None) -> TrainResult:
@@ -89,7 +81,7 @@ def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.
     if unlabeled and mix:
         raise ConfigError("--augment mixup mixes labels, and some training samples have none (--unlabeled)",
                           "use --augment none with --unlabeled")
-    if unlabeled and not (config.uses_teacher and config.loss != "ce"):
+    if unlabeled and not (config.uses_teacher and config.uses_kd_loss):
         raise ConfigError(f"{data.n_unlabeled} training samples are unlabelled (--unlabeled) and loss "
                           f"{config.loss!r} has no teacher outputs to label them", "use a distillation loss "
                           "(e.g. --loss kd) or drop --unlabeled")
@@ -219,7 +211,7 @@ def _check_teacher_inputs(config: DistillConfig, data: Any, teacher_logits: np.n
     if config.hints and teacher_module is None:
         raise ConfigError("hints need a PyTorch teacher (its layers are read)",
                           "use a .pt/.pt2/state_dict teacher, or drop --hint")
-    if config.uses_teacher and config.loss != "ce" and teacher_logits is None and teacher_module is None:
+    if config.uses_teacher and config.uses_kd_loss and teacher_logits is None and teacher_module is None:
         raise ConfigError(f"loss {config.loss!r} needs a teacher", "pass --teacher, or use --loss ce")
     if teacher_logits is not None:
         if teacher_logits.shape != (len(data.x_train), data.num_classes):

@@ -120,11 +120,11 @@ def _prepare(path: Path, x: np.ndarray, precision: str | None):
         raise ConfigError(f"cannot emulate {path.name}: not an .onnx or .tflite file", "pass an exported model")
     if not path.is_file():
         raise ConfigError(f"model not found: {path}", "export the model first or fix the path")
-    feeds, host_raw, out_quant, prec = _host_reference(path, runtime, x, precision)
+    feeds, host_raw, out_quant, prec = host_reference(path, runtime, x, precision)
     return path, runtime, feeds, host_raw, out_quant, prec
 
 
-def _host_reference(path: Path, runtime: str, x: np.ndarray, precision: str | None):
+def host_reference(path: Path, runtime: str, x: np.ndarray, precision: str | None):
     """Feeds (N, *input shape) as the runtime takes them, host outputs (raw), output quantization, precision."""
     if x.ndim < 2 or len(x) < 1 or not np.issubdtype(x.dtype, np.number):
         raise ConfigError(f"emulation needs a non-empty numeric batch (N, ...), got shape {x.shape}",

@@ -8,16 +8,19 @@ the cache directory, keyed by the data's fingerprint and the recipe.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..cache import content_key
 from ..distill.config import DistillConfig
 from ..fsio import atomic_path
 from .students import StudentSpec, data_kind, default_family
-from .teachers import Teacher, _torch_teacher
+from .teachers import Teacher, torch_teacher
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 # width/depth of the teacher per data kind: several times the largest default student.
 TEACHER_SIZE = {"image": (2.0, 2), "sequence": (2.0, 2), "features": (4.0, 2)}
@@ -30,8 +33,18 @@ def teacher_spec(input_shape: tuple[int, ...], num_classes: int) -> StudentSpec:
     return StudentSpec(default_family(input_shape), width, depth, tuple(input_shape), num_classes)
 
 
-def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> tuple[Teacher, dict[str, Any]]:
+@dataclass(frozen=True)
+class DefaultTeacher:
+    """Where the built-in teacher came from."""
+
+    spec: dict[str, Any]  # its StudentSpec
+    origin: str  # "shipped checkpoint ...", "cached ...", or "trained now, cached at ..."
+    training: dict[str, Any]  # the DistillConfig it was (or would be) trained with
+    weights_sha256: str  # content hash of its weights (identifies it for the teacher-output cache)
+
+
+def default_teacher(data: "Dataset", cache_dir: Path, *, epochs: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> tuple[Teacher, DefaultTeacher]:
     """The built-in teacher for ``data``: shipped, cached, or trained now (and cached)."""
     import torch
 
@@ -47,7 +60,7 @@ def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
 
         keep = data.y_train >= 0
         data = _replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
-    shipped = _shipped_path(data.spec)
+    shipped = shipped_path(data.spec)
     if shipped is not None and epochs is None:
         model.load_state_dict(torch.load(shipped, map_location="cpu", weights_only=True))
         origin = f"shipped checkpoint {shipped.name}"
@@ -62,10 +75,25 @@ def default_teacher(data: Any, cache_dir: Path, *, epochs: int | None = None,
             with atomic_path(path) as tmp:
                 torch.save(model.state_dict(), tmp)
             origin = f"trained now, cached at {path}"
-    teacher = _torch_teacher("default", model)
+    teacher = torch_teacher("default", model)
     teacher.outputs = "logits"
-    return teacher, {"spec": spec.as_dict(), "origin": origin, "training": config.as_dict(),
-                     "weights_sha256": state_dict_sha256(model)}
+    return teacher, DefaultTeacher(spec.as_dict(), origin, config.as_dict(), state_dict_sha256(model))
+
+
+def load_shipped_teacher(spec: str, input_shape: tuple[int, ...], num_classes: int) -> Teacher | None:
+    """The teacher shipped for data spec ``spec`` without any data (``--data none``); None when none ships."""
+    import torch
+
+    from .students import build_student
+
+    path = shipped_path(spec)
+    if path is None:
+        return None
+    model = build_student(teacher_spec(input_shape, num_classes))
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    teacher = torch_teacher("default", model)
+    teacher.outputs = "logits"
+    return teacher
 
 
 def _load_cached(model: Any, path: Path, say: Callable[[str], None]) -> bool:
@@ -91,7 +119,8 @@ def state_dict_sha256(model: Any) -> str:
     return h.hexdigest()
 
 
-def _shipped_path(spec: str) -> Path | None:
+def shipped_path(spec: str) -> Path | None:
+    """The teacher checkpoint shipped inside the package for data spec ``spec`` (None: none ships)."""
     name = SHIPPED.get(spec)
     if name is None:
         return None

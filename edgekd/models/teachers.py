@@ -109,10 +109,10 @@ def load_teacher(path: str | Path, *, arch: str | None = None, outputs: str = "a
     return teacher
 
 
-def _torch_teacher(name: str, module: Any) -> Teacher:
+def torch_teacher(name: str, module: Any) -> Teacher:
     import torch
 
-    from ..distill.trainer import freeze
+    from ..distill.device import freeze
 
     freeze(module)
 
@@ -153,7 +153,7 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
     names = _zip_names(p, "re-save it with torch.jit.save or torch.save(model.state_dict())")
     if any(n.endswith("constants.pkl") or "/code/" in n for n in names):  # a TorchScript archive
         try:
-            return _torch_teacher(p.name, torch.jit.load(str(p), map_location="cpu"))
+            return torch_teacher(p.name, torch.jit.load(str(p), map_location="cpu"))
         except Exception as e:
             raise TeacherError(f"TorchScript teacher {p} cannot be loaded: {_first_line(e)}", "re-export it") from None
     try:
@@ -169,7 +169,7 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
                                "or TorchScript file instead") from None
         raise TeacherError(f"teacher file {p} cannot be read: {msg}", "re-save the teacher") from None
     if trust_pickle and isinstance(obj, torch.nn.Module):
-        return _torch_teacher(p.name, obj)
+        return torch_teacher(p.name, obj)
     if not isinstance(obj, dict) or not obj or not all(hasattr(v, "shape") for v in obj.values()):
         raise TeacherError(f"teacher file {p} is not a state_dict", "save model.state_dict(), or TorchScript")
     if arch is None:
@@ -181,7 +181,7 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
     except Exception as e:
         raise TeacherError(f"state_dict {p.name} does not fit {arch}: {_first_line(e)}",
                            "pass the factory the weights were saved from") from None
-    return _torch_teacher(p.name, module)
+    return torch_teacher(p.name, module)
 
 
 def _factory(arch: str) -> Callable[[], Any]:

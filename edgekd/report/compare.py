@@ -22,8 +22,8 @@ def _figures(r: dict[str, Any]) -> dict[str, Any] | None:
     if c is None:
         return None
     return {"name": c["name"], "runtime": c["runtime"], "accuracy_int8": c["accuracy_int8"],
-            "p90_ms": judged_latency(c), "p50_ms": None if c.get("npu") else c["latency_ms"]["p50"],
-            "latency_kind": latency_kind(c), "latency_source": c.get("latency_source", ""),
+            "p90_ms": judged_latency(c), "p50_ms": c["latency"].get("p50_ms"),
+            "latency_kind": latency_kind(c), "latency_source": c["latency"]["source"],
             "model_size_mb": c["model_size_mb"], "memory": c["peak_memory_mb"], "macs": c["macs"],
             "params": c["params"]}
 

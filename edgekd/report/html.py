@@ -11,7 +11,7 @@ from typing import Any
 
 from .html_parts import accuracy_section, environment_section, ops_section, provenance_section, target_sections
 from .svg import FIT, FRONT, MISS, bars_svg, pareto_svg
-from .view import chosen_row, judged_latency, limit, memory_figures, pct
+from .view import chosen_row, judged_latency, latency_band, latency_kind, limit, memory_figures, pct
 
 CSS = """
 body{font-family:sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#1f2328;line-height:1.45}
@@ -62,12 +62,12 @@ def _why(r: dict[str, Any]) -> str:
 def _budget_table(r: dict[str, Any], c: dict[str, Any]) -> str:
     """Each budget line: its limit, the candidate's figure, and whether it is met."""
     b = r["budget"]
-    kind = "estimated" if c.get("npu") or c.get("arm") else "measured"
-    lines = [("p90 latency", b.get("p90_latency_ms"), judged_latency(c), " ms", f"{kind}", False),
+    lat = c["latency"]
+    lines = [("p90 latency", b.get("p90_latency_ms"), judged_latency(c), " ms", latency_kind(c), False),
              ("int8 accuracy", b.get("min_accuracy"), c["accuracy_int8"], "", "test split", True)]
-    if c.get("npu"):
-        lines += [("SRAM", b.get("sram_kib"), c["npu"]["sram_kib"], " KiB", "Vela", False),
-                  ("flash", b.get("flash_kib"), c["npu"]["flash_kib"], " KiB", "Vela", False)]
+    if lat.get("sram_kib") is not None:
+        lines += [("SRAM", b.get("sram_kib"), lat["sram_kib"], " KiB", "Vela", False),
+                  ("flash", b.get("flash_kib"), lat["flash_kib"], " KiB", "Vela", False)]
     lines += [("model memory", b.get("peak_memory_mb"), c["peak_memory_mb"], " MB", "host process", False),
               ("model file size", b.get("model_size_mb"), c["model_size_mb"], " MB", "int8 artifact", False)]
     rows = []
@@ -104,15 +104,13 @@ def _candidates(r: dict[str, Any]) -> str:
             "<th>cold start ms</th><th>error band ms</th><th>memory</th><th>size MB</th><th class=\"l\">fits</th></tr>")
     rows = []
     for i, c in enumerate(r.get("candidates", []), 1):
-        lat = c["latency_ms"]
-        if c.get("npu"):  # Vela gives one time; the host figures are for reference
-            p50, p90, p99, cold = "—", f"{c['npu']['time_ms']:.4f}", "—", "n/a"
-        elif c.get("arm"):  # one estimate per artifact: no spread to give percentiles of
-            p50, p90, p99, cold = "—", f"{lat['p90']:.4g}", "—", f"{c['cold_start_ms']:.3g}"
-        else:
-            p50, p90, p99, cold = (f"{lat['p50']:.3f}", f"{lat['p90']:.3f}", f"{lat['p99']:.3f}",
-                                   f"{c['cold_start_ms']:.2f}")
-        band = c.get("latency_band_ms")
+        lat = c["latency"]
+        if lat["kind"] == "measured":
+            p50, p90, p99 = (f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}", f"{lat['p99_ms']:.3f}")
+        else:  # one estimate per artifact: no spread to give percentiles of
+            p50, p90, p99 = "—", f"≈{lat['estimate_ms']:.4g}", "—"
+        cold = "n/a" if lat.get("cold_start_ms") is None else f"{lat['cold_start_ms']:.3g}"
+        band = latency_band(c)
         mem = ", ".join(f"{v:.4g} {u}" for _, v, u in memory_figures(c))
         fits = ("<span class=\"ok\">yes</span>" if c.get("within_budget") else
                 "<span class=\"bad\">no</span>: " + escape("; ".join(c.get("budget_violations", []))))

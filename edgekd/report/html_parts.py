@@ -57,8 +57,8 @@ def _arm(r: dict[str, Any]) -> str:
         body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{a8['estimate_ms']:.4g}</td>"
                     f"<td>{a8['band_ms'][0]:.3g}-{a8['band_ms'][1]:.3g}</td><td>{a8['first_inference_ms']:.4g}</td>"
                     f"<td>{a8['instructions'] / 1e6:.2f}</td><td>{100 * a8.get('count_spread', 0):.2f}%</td>"
-                    f"<td>{a32['estimate_ms']:.4g}</td><td>{_ms3(c['host_latency_ms'])}</td>"
-                    f"<td>{c['host_cold_start_ms']:.3g}</td>"
+                    f"<td>{a32['estimate_ms']:.4g}</td><td>{_ms3(c['host_latency'])}</td>"
+                    f"<td>{c['host_latency']['cold_start_ms']:.3g}</td>"
                     f"<td class=\"l\">{escape(agree)}</td></tr>")
     return (f"<h2>Estimated on {escape(str(a['core']))} @ {a['clock_ghz']:g} GHz ({a['threads']} thread(s)) from "
             "emulated instruction counts</h2>\n<p class=\"note\">Estimates, never measurements: "
@@ -69,8 +69,9 @@ def _arm(r: dict[str, Any]) -> str:
             "</th></tr>" + "".join(body) + "</table>")
 
 
-def _ms3(lat: dict[str, float]) -> str:
-    return " / ".join(f"{lat[p]:.3f}" for p in ("p50", "p90", "p99"))
+def _ms3(fig: dict[str, Any]) -> str:
+    """A measured figure's p50 / p90 / p99."""
+    return " / ".join(f"{fig[p]:.3f}" for p in ("p50_ms", "p90_ms", "p99_ms"))
 
 
 def _npu(r: dict[str, Any]) -> str:
@@ -86,8 +87,8 @@ def _npu(r: dict[str, Any]) -> str:
         body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{pct(c['accuracy_int8'])}</td>"
                     f"<td>{time}</td><td>{n['cycles_total']:,}</td><td>{n['sram_kib']:.1f}</td>"
                     f"<td>{n['flash_kib']:.1f}</td><td>{n['npu_ops']}/{n['npu_ops'] + n['cpu_ops']}</td>"
-                    f"<td class=\"l\">{fallback}</td><td>{_ms3(c['latency_ms'])}</td>"
-                    f"<td>{c['cold_start_ms']:.3g}</td></tr>")
+                    f"<td class=\"l\">{fallback}</td><td>{_ms3(c['host_latency'])}</td>"
+                    f"<td>{c['host_latency']['cold_start_ms']:.3g}</td></tr>")
     pick = chosen_row(r)
     layers = ""
     if pick and pick.get("npu"):
@@ -120,7 +121,7 @@ def ops_section(r: dict[str, Any]) -> str:
              f"{escape(str(prof.get('where', '')))}.</p>\n")
     if not prof.get("is_deployed_artifact", True):
         label += f"<p class=\"warn\">{escape(str(prof.get('note', '')))}.</p>\n"
-    if row and not str(row.get("latency_source", "")).startswith("measured on host CPU ("):
+    if row and row["latency"]["backend"] != "host":
         label += ("<p class=\"warn\">These times are this host's x86 CPU, not the target device; the ranking of "
                   "operators is a hint, the device's own costs are in the estimate sections above.</p>\n")
     ops = "".join(f"<tr><td class=\"l\"><code class=\"long\">{escape(str(o['node']))}</code></td><td class=\"l\">"
@@ -128,11 +129,11 @@ def ops_section(r: dict[str, Any]) -> str:
                   f"</td><td>{o['mean_us']:.2f}</td><td>{o['total_us']:.0f}</td>"
                   f"<td>{100 * o['share']:.1f}%</td></tr>" for o in prof["ops"])
     types = ", ".join(f"{escape(str(t['op_type']))} {100 * t['share']:.0f}%" for t in prof.get("by_op_type", []))
-    host = (row or {}).get("host_latency_ms") or (row or {}).get("latency_ms", {})
+    host = (row or {}).get("host_latency") or {}
     overhead = ""
-    if prof.get("profiled_run_median_us") and host.get("p50") and not (row or {}).get("npu"):
+    if prof.get("profiled_run_median_us") and host.get("p50_ms") and not (row or {}).get("npu"):
         overhead = (f" A profiled run took {prof['profiled_run_median_us']:.0f} µs (median) against "
-                    f"{host['p50'] * 1000:.0f} µs p50 in the host benchmark: profiling overhead inflates small "
+                    f"{host['p50_ms'] * 1000:.0f} µs p50 in the host benchmark: profiling overhead inflates small "
                     "operators.")
     return (head + label + "<table><tr><th class=\"l\">node</th><th class=\"l\">op type</th><th>runs</th>"
             "<th>median µs</th><th>mean µs</th><th>total µs</th><th>share</th></tr>" + ops + "</table>\n"

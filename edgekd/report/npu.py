@@ -7,13 +7,13 @@ checked against the budget. Host latencies stay in the report for reference.
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..select import Figures
+if TYPE_CHECKING:
+    from ..records import NpuEstimate
 
 
-def npu_row(est: Any) -> dict[str, Any]:
+def npu_row(est: "NpuEstimate") -> dict[str, Any]:
     """The report.json view of an :class:`~edgekd.records.NpuEstimate`."""
     return {
         "backend": est.backend, "accelerator": est.accelerator, "clock_mhz": est.clock_mhz, "source": est.source,
@@ -25,23 +25,6 @@ def npu_row(est: Any) -> dict[str, Any]:
         "layers": [{"op": layer.op, "tflite_op": layer.tflite_op, "target": layer.target, "cycles": layer.cycles,
                     "macs": layer.macs, "name": layer.name} for layer in est.layers],
     }
-
-
-def with_npu(fig: Figures, row: dict[str, Any]) -> Figures:
-    """Selection figures judged on Vela's estimate where the candidate has one (else unchanged)."""
-    npu = row.get("npu")
-    if not npu:
-        return fig
-    return replace(fig, p90_latency_ms=npu["time_ms"], sram_kib=npu["sram_kib"], flash_kib=npu["flash_kib"],
-                   cpu_fallback=tuple(npu["cpu_fallback"]))
-
-
-def npu_latency_note(target: Any, threads: int, runs: int) -> str:
-    n = target.npu
-    return (f"Time, SRAM and flash are ESTIMATED by Arm Vela for the {n.accelerator} at {n.clock_mhz:g} MHz with "
-            f"the {target.name} profile's memories (Vela's performance model, not a measurement on a device); "
-            f"these estimates are what the budget is checked against. The host CPU latencies in the candidates "
-            f"table (LiteRT, {threads} thread(s), {runs} runs) are for reference only.")
 
 
 def npu_markdown(r: dict[str, Any]) -> list[str]:

@@ -22,9 +22,10 @@ TOP = {"target": str, "target_description": str, "budget": dict, "data": dict, "
        "candidates": list, "selection": dict, "latency_note": str, "quantization_warnings": list,
        "stage_seconds": dict, "wall_seconds": _NUM, "environment": dict, "command": str}
 CANDIDATE = {"name": str, "student": str, "runtime": str, "params": int, "macs": int, "accuracy_int8": _NUM,
-             "latency_ms": dict, "latency_fp32_ms": dict, "cold_start_ms": _NUM, "latency_source": str,
-             "latency_how": str, "peak_memory_mb": _NUM, "model_size_mb": _NUM, "within_budget": bool,
-             "budget_violations": list}
+             "latency": dict, "host_latency": dict, "host_latency_fp32": dict, "peak_memory_mb": _NUM,
+             "model_size_mb": _NUM, "within_budget": bool, "budget_violations": list}
+# a latency figure (records.LatencyFigure.as_dict); a measured one has p50/p90/p99, an estimated one its estimate
+FIGURE = {"backend": str, "kind": str, "source": str, "how": str, "judged_ms": _NUM}
 _FIX_RERUN = "re-run the build (`edgekd build ...`) to write it again"
 SELECTION = {"reason": str, "pareto": list, "violations": dict}
 BUDGET = ("p90_latency_ms", "peak_memory_mb", "model_size_mb", "min_accuracy")  # present, a number or null
@@ -118,10 +119,15 @@ def _check_candidate(c: Any, where: str) -> None:
     if not isinstance(c, dict):
         raise ReportError(f"{where} is not an object", _FIX_RERUN)
     _check_fields(c, CANDIDATE, where)
-    lats = ["latency_ms", "latency_fp32_ms"] + (["host_latency_ms"] if c.get("arm") else [])
-    for key in lats:
-        if not isinstance(c.get(key), dict) or not all(isinstance(c[key].get(p), _NUM) for p in ("p50", "p90", "p99")):
-            raise ReportError(f"{where}.{key} lacks a numeric p50, p90 or p99", _FIX_RERUN)
+    for key in ("latency", "latency_fp32", "host_latency", "host_latency_fp32"):
+        fig = c.get(key)
+        if fig is None and key == "latency_fp32":
+            continue  # a backend that runs int8 only
+        _check_fields(fig, FIGURE, f"{where}.{key}")
+        wanted = ("p50_ms", "p90_ms", "p99_ms") if fig["kind"] == "measured" else ("estimate_ms",)
+        if not all(isinstance(fig.get(p), _NUM) for p in wanted):
+            raise ReportError(f"{where}.{key} lacks a numeric {' / '.join(wanted)} ({fig['kind']} figure)",
+                              _FIX_RERUN)
     if c.get("arm"):
         for prec in ("int8", "fp32"):
             _check_fields((c["arm"] if isinstance(c["arm"], dict) else {}).get(prec), ARM, f"{where}.arm.{prec}")

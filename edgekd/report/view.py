@@ -6,40 +6,49 @@ from typing import Any
 
 
 def judged_latency(c: dict[str, Any]) -> float:
-    """The p90 latency selection checked against the budget: Vela's time for an NPU row, else ``latency_ms.p90``
-    (an ARM row's estimate or a host measurement)."""
-    return float(c["npu"]["time_ms"]) if c.get("npu") else float(c["latency_ms"]["p90"])
+    """The latency selection checked against the budget: the target backend's measured p90 or its estimate."""
+    return float(c["latency"]["judged_ms"])
 
 
 def latency_band(c: dict[str, Any]) -> tuple[float, float] | None:
-    """An estimate's error band in ms (ARM rows), else None."""
-    band = c.get("latency_band_ms")
-    return (float(band[0]), float(band[1])) if band and not c.get("npu") else None
+    """The judged estimate's error band in ms, when its estimator states one, else None."""
+    band = c["latency"].get("band_ms")
+    return (float(band[0]), float(band[1])) if band else None
 
 
 def latency_kind(c: dict[str, Any]) -> str:
     """``measured`` or ``estimated`` for the judged latency."""
-    return "estimated" if c.get("npu") or c.get("arm") else "measured"
+    return str(c["latency"]["kind"])
+
+
+def cold_start(c: dict[str, Any]) -> float:
+    """The judged figure's cold start (an estimate's first inference), else the host's measured one."""
+    v = c["latency"].get("cold_start_ms")
+    return float(c["host_latency"]["cold_start_ms"] if v is None else v)
+
+
+def latency_cells(fig: dict[str, Any] | None) -> tuple[str, str, str]:
+    """(p50, p90, p99) text of a figure: a measurement's percentiles; an estimate once, as its p90 column."""
+    if fig is None:
+        return "—", "—", "—"
+    if fig["kind"] == "measured":
+        return f"{fig['p50_ms']:.3f}", f"{fig['p90_ms']:.3f}", f"{fig['p99_ms']:.3f}"
+    band = fig.get("band_ms")
+    est = f"≈{fig['estimate_ms']:.3f}" + (f" [{band[0]:.3g}-{band[1]:.3g}]" if band else "")
+    return "—", est, "—"
 
 
 def latency_provenance(c: dict[str, Any]) -> list[tuple[str, str]]:
     """(figure, how it was obtained) for every latency the row carries, judged figure first."""
-    out: list[tuple[str, str]] = []
-    if c.get("npu"):
-        n = c["npu"]
-        out.append(("NPU time (judged)", f"estimated by Arm Vela {n.get('vela', '')} for {n.get('accelerator')} "
-                                         f"@ {n.get('clock_mhz', 0):g} MHz, not measured: {n.get('how', '')}"))
-        out.append(("host p50/p90/p99, cold start (reference)",
-                    f"{c.get('latency_source', '')}: {c.get('latency_how', '')}"))
-    elif c.get("arm"):
-        band = latency_band(c)
-        band_txt = f"; error band {band[0]:.3g}-{band[1]:.3g} ms" if band else ""
-        out.append(("p90 estimate (judged); cold start = first inference",
-                    f"{c.get('latency_source', '')}{band_txt}: {c.get('latency_how', '')}"))
-        out.append(("host p50/p90/p99, cold start (reference)", c.get("host_latency_how", "")))
-    else:
-        out.append(("p50/p90/p99, cold start (judged)", f"{c.get('latency_source', '')}: {c.get('latency_how', '')}"))
-    return out
+    lat, host = c["latency"], c["host_latency"]
+    if lat["backend"] == "host":
+        return [("p50/p90/p99, cold start (judged)", f"{lat['source']}: {lat['how']}")]
+    band = latency_band(c)
+    band_txt = f"; error band {band[0]:.3g}-{band[1]:.3g} ms" if band else ""
+    label = "NPU time (judged)" if lat.get("sram_kib") is not None else \
+        "estimate (judged); cold start = first inference"
+    return [(label, f"{lat['source']}{band_txt}: {lat['how']}"),
+            ("host p50/p90/p99, cold start (reference)", f"{host['source']}: {host['how']}")]
 
 
 def chosen_row(r: dict[str, Any]) -> dict[str, Any] | None:
@@ -50,8 +59,9 @@ def chosen_row(r: dict[str, Any]) -> dict[str, Any] | None:
 
 def memory_figures(c: dict[str, Any]) -> list[tuple[str, float, str]]:
     """(label, value, unit) of the memory figures judged for the row."""
-    if c.get("npu"):
-        return [("NPU SRAM", float(c["npu"]["sram_kib"]), "KiB"), ("NPU flash", float(c["npu"]["flash_kib"]), "KiB")]
+    lat = c["latency"]
+    if lat.get("sram_kib") is not None:
+        return [("NPU SRAM", float(lat["sram_kib"]), "KiB"), ("NPU flash", float(lat["flash_kib"]), "KiB")]
     return [("model memory", float(c["peak_memory_mb"]), "MB")]
 
 

@@ -11,7 +11,7 @@ from .arm import arm_markdown
 from .html import to_html
 from .npu import npu_markdown
 from .search import search_markdown
-from .view import chosen_row, slowest_ops
+from .view import chosen_row, cold_start, latency_cells, slowest_ops
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -53,10 +53,10 @@ def to_markdown(r: dict[str, Any]) -> str:
         mark = "**yes**" if c["within_budget"] else "no: " + "; ".join(c["budget_violations"])
         chosen = " ⭐" if c["name"] == r["selected"] else ""
         lines.append(f"| `{c['name']}`{chosen} | {c['params']:,} | {c['macs'] / 1e6:.2f} | {_pct(c['accuracy_fp32'])} "
-                     f"| {_pct(c['accuracy_int8'])} | {c['latency_ms']['p50']:.3f} | {c['latency_ms']['p90']:.3f} "
-                     f"| {c['latency_ms']['p99']:.3f} | {c['cold_start_ms']:.1f} | {c['latency_fp32_ms']['p90']:.3f} "
+                     f"| {_pct(c['accuracy_int8'])} | {' | '.join(latency_cells(c['latency']))} "
+                     f"| {cold_start(c):.1f} | {latency_cells(c['latency_fp32'])[1]} "
                      f"| {c['peak_memory_mb']:.1f} | {c['model_size_mb']:.3f} | {mark} |")
-    hows = {c.get("runtime", ""): c["latency_how"] for c in r["candidates"]}
+    hows = {c.get("runtime", ""): c["latency"]["how"] for c in r["candidates"]}
     lines += [""] + [f"- How the latency was obtained ({rt or 'all'}): {how}." for rt, how in hows.items()] + [
               "",
               "Model memory = peak resident memory of the benchmark process minus its resident memory after "

@@ -24,6 +24,7 @@ from ..errors import ConfigError, OutputError
 from ..fsio import atomic_path, ensure_dir, sha256_file, write_error
 
 RUNNER = Path(__file__).with_name("run_smoke.py")
+RESULT = "result.json"  # what a run of a bundle writes beside run_smoke.py (on the board, or in place here)
 PI_LINES = ("tar -xzf {name}.tar.gz", "python3 -m pip install numpy ai-edge-litert   # or onnxruntime for .onnx",
             "python3 {name}/run_smoke.py")
 
@@ -32,7 +33,7 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
                 labels: np.ndarray | None = None, precision: str | None = None) -> Path:
     """Write the bundle for ``model_path`` (.tflite or .onnx) into ``out_dir`` (replaced when it exists) and
     ``out_dir.tar.gz``; ``x`` are channels-first float samples as the host runtimes take them."""
-    from ..emu.run import RUNTIMES, _host_reference
+    from ..emu.run import RUNTIMES, host_reference
 
     model = Path(model_path)
     runtime = RUNTIMES.get(model.suffix)
@@ -41,7 +42,7 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
     x = np.asarray(x)
     if x.ndim < 2 or not 1 <= len(x) <= 64:
         raise ConfigError(f"smoke samples must be a batch of 1 to 64, got shape {x.shape}", "pass a few samples")
-    feeds, raw, out_quant, prec = _host_reference(model, runtime, x, precision)
+    feeds, raw, out_quant, prec = host_reference(model, runtime, x, precision)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder", "pass a new folder for --out")
@@ -93,6 +94,13 @@ def _stage_bundle(model: Path, runtime: str, target: Any, out: Path, feeds: np.n
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def is_run_output(rel: Path) -> bool:
+    """Whether ``rel`` (a path inside a build's run directory) is what running one of its smoke bundles writes:
+    not an artifact of the build (the manifest leaves it out; ``edgekd verify`` only notes it)."""
+    parts = rel.parts
+    return len(parts) == 3 and parts[0] == "smoke" and parts[2] == RESULT
 
 
 def _plain(info: tarfile.TarInfo) -> tarfile.TarInfo:

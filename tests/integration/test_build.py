@@ -123,7 +123,7 @@ def test_default_teacher_trained_on_first_use_then_cached(shared_cache):
     data = load_dataset("digits")
     first, info1 = default_teacher(data, shared_cache)
     second, info2 = default_teacher(data, shared_cache)
-    assert info2["origin"].startswith("cached") and info1["weights_sha256"] == info2["weights_sha256"]
+    assert info2.origin.startswith("cached") and info1.weights_sha256 == info2.weights_sha256
     assert not any(p.requires_grad for p in second.module.parameters()) and not second.module.training
 
 

@@ -22,7 +22,7 @@ from edgekd.distill.methods import METHODS, MethodContext
 from edgekd.distill.trainer import evaluate, train
 from edgekd.errors import ConfigError, TeacherError
 from edgekd.models.students import StudentSpec, build_student
-from edgekd.models.teachers import _torch_teacher
+from edgekd.models.teachers import torch_teacher
 
 from ..conftest import EDGEKD
 
@@ -39,7 +39,7 @@ def teacher(digits_data):
     torch.manual_seed(0)
     m = build_student(StudentSpec("convnet", 0.5, 1, digits_data.input_shape, digits_data.num_classes))
     train(m, digits_data, DistillConfig(loss="ce", alpha=0.0, epochs=6, batch_size=32, lr=1e-2, patience=6))
-    t = _torch_teacher("tiny-teacher", m)
+    t = torch_teacher("tiny-teacher", m)
     t.outputs = "logits"
     return t
 
@@ -121,7 +121,7 @@ def _permuted_teacher(teacher, perm):
     with torch.no_grad():
         m.head.weight.copy_(m.head.weight[perm])
         m.head.bias.copy_(m.head.bias[perm])
-    t = _torch_teacher("permuted", m)
+    t = torch_teacher("permuted", m)
     t.outputs = "logits"
     return t
 

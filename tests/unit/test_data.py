@@ -137,7 +137,8 @@ def test_fashion_mnist():
     d = load_dataset("fashion-mnist", limit=200, seed=0)
     assert d.input_shape == (1, 28, 28) and d.kind == "image" and d.num_classes == 10
     assert d.class_names[0] == "T-shirt/top" and d.class_names[-1] == "Ankle boot"
-    assert len(d.x_train) == 200 and len(d.x_test) == 50 and len(d.x_val) == 23
+    assert len(d.x_train) == 200 and len(d.x_val) == 23
+    assert len(d.x_test) == 10000  # the data set's own test split is kept whole under --limit
     assert d.x_train.dtype == np.float32 and 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0
     assert set(np.unique(d.y_train)) == set(range(10))
 
@@ -392,3 +393,21 @@ def test_npz_sequences_are_n_c_l(tmp_path):
     y = np.arange(40) % 4
     ds = load_dataset(_npz(tmp_path, "seq.npz", x=x, y=y), seed=0)
     assert ds.kind == "sequence" and ds.input_shape == (6, 50) and ds.num_classes == 4
+
+
+def test_limit_keeps_a_supplied_test_split_whole_and_shrinks_a_carved_one(tmp_path):
+    """--limit shrinks only the splits edgekd derives: a test split the user supplies is every accuracy's
+    denominator and stays whole (a 10,000-image test set cut to 500 made every figure +-1 point of noise)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((1000, 4), dtype=np.float32), np.arange(1000) % 4
+    xt, yt = rng.random((600, 4), dtype=np.float32), np.arange(600) % 4
+    supplied = tmp_path / "supplied.npz"
+    np.savez(supplied, x=x, y=y, x_test=xt, y_test=yt)
+    d = load_dataset(f"npz:{supplied}", seed=0, limit=100)
+    assert len(d.x_train) == 100 and len(d.x_val) == 12
+    assert len(d.x_test) == 600 and np.array_equal(d.x_test, xt) and np.array_equal(d.y_test, yt)
+    carved = tmp_path / "carved.npz"
+    np.savez(carved, x=x, y=y)
+    c = load_dataset(f"npz:{carved}", seed=0, limit=100)
+    assert len(c.x_train) == 100 and len(c.x_test) == 25  # ceil(100 * 0.2 / 0.8): derived, so it shrinks
+    assert len(load_dataset(f"npz:{carved}", seed=0).x_test) == 200

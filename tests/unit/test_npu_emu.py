@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekd.bench.npu_emu import bench_npu, check_npu_model, describe
-from edgekd.bench.tflite_graph import read_graph
-from edgekd.bench.vela_ini import vela_ini_text
+from edgekd.backends.npu import bench_npu, check_npu_model, describe
+from edgekd.backends.tflite_graph import read_graph
+from edgekd.backends.vela_ini import vela_ini_text
 from edgekd.errors import BenchError, ConfigError
 from edgekd.targets import load_target
 

@@ -64,9 +64,9 @@ def test_profile_rejects_bad_input(tmp_path, samples):
         profile_onnx_ops(model, np.zeros((0, 64), np.float32))
 
 
-def _candidate(artifact: Path, runtime: str) -> dict:
-    return {"runtime": runtime, "int8": types.SimpleNamespace(path=str(artifact)), "threads": 1,
-            "checkpoint": types.SimpleNamespace(name="m")}
+def _candidate(artifact: Path, runtime: str):
+    return types.SimpleNamespace(runtime=runtime, int8=types.SimpleNamespace(path=str(artifact)), threads=1,
+                                 checkpoint=types.SimpleNamespace(name="m"), name=f"m@{runtime}")
 
 
 def test_candidate_profile_is_cached_by_the_artifacts_hash(tmp_path, samples):

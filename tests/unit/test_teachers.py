@@ -10,7 +10,7 @@ import torch
 
 from edgekd.errors import TeacherError
 from edgekd.models.teachers import load_teacher
-from edgekd.stages import check_teacher_fits
+from edgekd.prepare import check_teacher_fits
 
 
 class Net(torch.nn.Module):

@@ -241,7 +241,7 @@ def test_mobilenet_int8_onnx_keeps_depthwise_convs_and_agrees(students, tmp_path
 
     from edgekd.export.onnx import export_onnx
     from edgekd.quantize.ort_int8 import quantize_onnx_int8
-    from edgekd.stages import _run_onnx
+    from edgekd.stages import run_onnx_outputs
 
     model, sample, calib = students["mobilenet"]
     fp32 = export_onnx(model, sample, tmp_path / "m.onnx")
@@ -250,5 +250,5 @@ def test_mobilenet_int8_onnx_keeps_depthwise_convs_and_agrees(students, tmp_path
     groups = [a.i for n in graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "group"]
     assert groups and max(groups) > 1
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)
-    agree = (_run_onnx(q.path, sample).argmax(1) == _torch_logits(model, sample).argmax(1)).mean()
+    agree = (run_onnx_outputs(q.path, sample).argmax(1) == _torch_logits(model, sample).argmax(1)).mean()
     assert agree >= 0.9

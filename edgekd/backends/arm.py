@@ -1,4 +1,4 @@
-"""The ``arm-emu`` bench backend: a model's latency on an ARM target, estimated from emulated instruction counts.
+"""The ``arm-emu`` backend: a model's latency on an ARM target, estimated from emulated instruction counts.
 
 Runs the model in the real aarch64 runtime under ``qemu-aarch64 -cpu <target core>`` with the target's thread
 count (:mod:`edgekd.emu.run`, outputs checked against the host every time), then turns the steady-state
@@ -8,41 +8,20 @@ Every figure says "estimated", never "measured".
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, TargetError
+from ..records import ArmEstimate, LatencyFigure
+from . import Backend, Job, Settings
+
+if TYPE_CHECKING:
+    from ..targets import TargetProfile
 
 
-@dataclass(frozen=True)
-class ArmEstimate:
-    target: str
-    core: str
-    clock_ghz: float
-    threads: int
-    runtime: str
-    precision: str
-    model_path: str
-    ms: float  # point estimate of one inference (batch 1, steady state)
-    low_ms: float  # error band of the estimator
-    high_ms: float
-    first_ms: float  # the first inference after loading, same model (instructions of window 0)
-    instructions: int  # per steady-state inference, all threads
-    first_instructions: int
-    count_spread: float  # (max - min) / median of the repeated counts
-    parity: dict[str, Any]  # emulated outputs vs the host runtime's
-    memory: dict[str, Any]  # emulator RSS figures and the model file size
-    emulation_wall_s: float  # what the count cost on this machine
-    how: str  # one sentence for reports
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def bench_arm(model_path: str | Path, target: Any, x: np.ndarray | None = None, *, precision: str | None = None,
+def bench_arm(model_path: str | Path, target: "TargetProfile", x: np.ndarray | None = None, *, precision: str | None = None,
               runs: int = 3, env: Any = None, calibration: dict[str, Any] | None = None) -> ArmEstimate:
     """Estimate ``model_path`` (.onnx or .tflite) on ``target`` (a qemu-user TargetProfile).
 
@@ -51,14 +30,14 @@ def bench_arm(model_path: str | Path, target: Any, x: np.ndarray | None = None, 
     return bench_arm_many([(model_path, x, precision)], target, runs=runs, env=env, calibration=calibration)[0]
 
 
-def bench_arm_many(items: list[tuple[str | Path, np.ndarray | None, str | None]], target: Any, *, runs: int = 3,
+def bench_arm_many(items: list[tuple[str | Path, np.ndarray | None, str | None]], target: "TargetProfile", *, runs: int = 3,
                    env: Any = None, calibration: dict[str, Any] | None = None) -> list[ArmEstimate]:
     """:func:`bench_arm` for several ``(model, x, precision)`` in one emulated process, in order."""
     from ..emu.estimator import estimate_ms, load_calibration
     from ..emu.run import run_emulated_many
 
-    if getattr(target, "emulation", None) != "qemu-user":
-        raise TargetError(f"target {getattr(target, 'name', target)!r} is not an emulated ARM target",
+    if target.backend != ArmEmuBackend.name:
+        raise TargetError(f"target {target.name!r} is not an emulated ARM target",
                           "use an ARM target (edgekd targets list) or the host backend")
     from ..emu.env import find_env
 
@@ -122,3 +101,49 @@ def describe(e: ArmEstimate) -> list[str]:
 
 def _mb(kb: Any) -> str:
     return f"{kb / 1024:.1f}" if isinstance(kb, (int, float)) and kb >= 0 else "?"
+
+
+class ArmEmuBackend(Backend):
+    """Emulated ARM cores: every job runs in one emulated process; figures are estimates with a band."""
+
+    name = "arm-emu"
+    kind = "estimated"
+    batches = True
+
+    def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
+        ests = bench_arm_many([(j.model, j.samples, j.precision) for j in jobs], target, runs=settings.emulated_runs)
+        return [estimated(e) for e in ests]
+
+    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
+        from ..emu.env import find_env
+        from ..emu.estimator import CALIBRATION
+        from ..fsio import sha256_file
+
+        env = find_env()
+        return (target.core, target.clock_ghz, target.threads, target.cores, sha256_file(CALIBRATION), env.wheels,
+                env.qemu_version, settings.emulated_runs)
+
+    def note(self, target: "TargetProfile", threads: int, runs: int) -> str:
+        return (f"Latency on the {target.description} is ESTIMATED FROM EMULATED INSTRUCTION COUNTS, not measured: "
+                f"each model ran in the real aarch64 runtime under QEMU ({target.core}, {target.threads} thread(s)), "
+                f"its outputs were checked against this host, and its instructions per inference were converted to "
+                f"milliseconds at {target.clock_ghz:g} GHz by edgekd's estimator (fitted on published device "
+                f"figures; each estimate carries its error band). The budget check uses the point estimate. Host "
+                f"x86 measurements ({threads} thread(s), {runs} runs) are shown beside it for reference.")
+
+    def progress(self, name: str, fig: LatencyFigure, fp32: LatencyFigure | None) -> str:
+        e = fig.detail
+        fp = f"; fp32 {fp32.judged_ms:.3f} ms" if fp32 is not None else ""
+        return (f"    {name}: estimated {e.ms:.3f} ms on {e.core} [{e.low_ms:.3f}-{e.high_ms:.3f}] "
+                f"({e.instructions / 1e6:.2f} M instructions{fp})")
+
+    def describe(self, fig: LatencyFigure, target: "TargetProfile") -> list[str]:
+        return [*describe(fig.detail), fig.how]
+
+
+def estimated(e: ArmEstimate) -> LatencyFigure:
+    """An ARM estimate as a figure: one value with its band, the first inference standing in for a cold start."""
+    return LatencyFigure(backend=ArmEmuBackend.name, kind="estimated",
+                         source=(f"estimated from emulated instruction counts ({e.core} @ {e.clock_ghz:g} GHz, "
+                                 f"{e.threads} thread(s)), not measured"),
+                         how=e.how, detail=e, estimate_ms=e.ms, band_ms=(e.low_ms, e.high_ms), cold_start_ms=e.first_ms)

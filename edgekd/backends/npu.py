@@ -23,12 +23,16 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BenchError, ConfigError
 from ..fsio import atomic_path, ensure_dir, write_json_atomic
-from ..records import NpuEstimate, NpuLayer
-from .measure import MB, host_environment
+from ..records import LatencyFigure, NpuEstimate, NpuLayer
+from . import Backend, Job, Settings
+
+if TYPE_CHECKING:
+    from ..targets import TargetProfile
+from ..bench.measure import MB, host_environment
 from .tflite_graph import NO_NPU_KINDS, TfliteGraph, read_graph
 from .vela_ini import MEMORY_MODE, SYSTEM_CONFIG, write_vela_ini
 
@@ -60,16 +64,16 @@ def check_npu_model(model_path: str | Path) -> TfliteGraph:
     return graph
 
 
-def bench_npu(model_path: str | Path, target: Any, *, out_dir: str | Path | None = None,
+def bench_npu(model_path: str | Path, target: "TargetProfile", *, out_dir: str | Path | None = None,
               timeout_s: float = 300) -> NpuEstimate:
     """Vela's estimate of ``model_path`` on ``target`` (a TargetProfile with ``npu``).
 
     ``out_dir``: keep Vela's compiled model, its CSVs, the ``.ini`` and ``npu_estimate.json`` there.
     The arena size Vela plans for is the target's ``budget.sram_kib`` (else the board's SRAM).
     """
-    npu = getattr(target, "npu", None)
+    npu = target.npu if target.backend == NpuEmuBackend.name else None
     if npu is None:
-        raise ConfigError(f"target {getattr(target, 'name', target)!r} has no NPU ([npu] table)",
+        raise ConfigError(f"target {target.name!r} has no NPU ([npu] table)",
                           "use an Ethos-U target, e.g. --target ethos-u55-128 (see edgekd targets list)")
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ConfigError(f"timeout_s must be a positive number, got {timeout_s!r}", "pass e.g. timeout_s=300")
@@ -122,7 +126,7 @@ def _num(row: dict[str, str], key: str) -> float:
                          "use the ethos-u-vela version pinned in pyproject.toml") from None
 
 
-def _estimate(path: Path, target: Any, graph: TfliteGraph, stdout: str, s: dict[str, str],
+def _estimate(path: Path, target: "TargetProfile", graph: TfliteGraph, stdout: str, s: dict[str, str],
               rows: list[dict[str, str]], arena_kib: float) -> NpuEstimate:
     npu = target.npu
     layers = tuple(NpuLayer(name=r.get("Name", ""), op=r.get("Original Operator", ""),
@@ -188,7 +192,7 @@ def _keep(est: NpuEstimate, work: Path, ini: Path, out: Path) -> NpuEstimate:
     return est
 
 
-def describe(est: NpuEstimate, target: Any, top: int = 5) -> list[str]:
+def describe(est: NpuEstimate, target: "TargetProfile", top: int = 5) -> list[str]:
     """Lines for the console: the figures, the op split, the costliest layers."""
     npu = target.npu
     lines = [f"{BACKEND} {est.target} ({est.accelerator} @ {est.clock_mhz:g} MHz): "
@@ -214,3 +218,43 @@ def _short(name: str, width: int = 60) -> str:
 def _last_line(text: str | None) -> str:
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
     return lines[-1][:300] if lines else "no error output"
+
+
+class NpuEmuBackend(Backend):
+    """Arm Ethos-U NPUs: Vela's estimate of each full-int8 TFLite file (no band: Vela states none)."""
+
+    name = BACKEND
+    kind = "estimated"
+    precisions = ("int8",)
+    probes_latency = False  # the search checks activations against SRAM instead
+
+    def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
+        return [estimated(bench_npu(j.model, target, out_dir=j.keep_dir)) for j in jobs]
+
+    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
+        return asdict(target.npu), target.budget.as_dict(), vela_version()
+
+    def note(self, target: "TargetProfile", threads: int, runs: int) -> str:
+        n = target.npu
+        return (f"Time, SRAM and flash are ESTIMATED by Arm Vela for the {n.accelerator} at {n.clock_mhz:g} MHz with "
+                f"the {target.name} profile's memories (Vela's performance model, not a measurement on a device); "
+                f"these estimates are what the budget is checked against. The host CPU latencies in the candidates "
+                f"table (LiteRT, {threads} thread(s), {runs} runs) are for reference only.")
+
+    def progress(self, name: str, fig: LatencyFigure, fp32: LatencyFigure | None) -> str:
+        e = fig.detail
+        fallback = f", CPU fallback {', '.join(e.cpu_fallback)} (time unknown)" if e.cpu_ops else ""
+        return (f"    {name}: npu-emu {e.accelerator}: {e.inference_time_ms:.4f} ms, {e.cycles_total:,} cycles, "
+                f"SRAM {e.sram_kib:.1f} KiB, flash {e.flash_kib:.1f} KiB, {e.npu_ops}/{e.npu_ops + e.cpu_ops} ops on "
+                f"the NPU{fallback}")
+
+    def describe(self, fig: LatencyFigure, target: "TargetProfile") -> list[str]:
+        return [*describe(fig.detail, target), fig.how]
+
+
+def estimated(e: NpuEstimate) -> LatencyFigure:
+    """Vela's estimate as a figure: the NPU time (CPU-fallback operators left out, and named), SRAM and flash."""
+    return LatencyFigure(backend=BACKEND, kind="estimated",
+                         source=f"estimated by Arm Vela for {e.accelerator} @ {e.clock_mhz:g} MHz, not measured",
+                         how=e.how, detail=e, estimate_ms=e.inference_time_ms, sram_kib=e.sram_kib,
+                         flash_kib=e.flash_kib, untimed_ops=tuple(e.cpu_fallback))

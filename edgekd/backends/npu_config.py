@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from .errors import TargetError
+from ..errors import TargetError
 
 # Vela's --accelerator-config choices for the NPUs whose figures edgekd has checked (U55, U65)
 VELA_ACCELERATORS = ("ethos-u55-32", "ethos-u55-64", "ethos-u55-128", "ethos-u55-256", "ethos-u65-256",

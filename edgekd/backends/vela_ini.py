@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..fsio import write_text_atomic
-from ..npu import MemoryTiming, NpuConfig
+from .npu_config import MemoryTiming, NpuConfig
 
 SYSTEM_CONFIG = "edgekd_system"
 MEMORY_MODE = "edgekd_shared_sram"

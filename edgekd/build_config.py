@@ -1,0 +1,54 @@
+"""What ``edgekd build`` is asked to do: a typed, frozen configuration, validated on construction (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .distill.config import DistillConfig
+from .errors import ConfigError
+
+DEFAULT_MAX_CANDIDATES = 4
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Everything ``edgekd build`` needs; validated on construction."""
+
+    target: str = "raspberrypi"
+    data: str = "fashion-mnist"  # a data spec (see edgekd.data)
+    teacher: str | None = None  # teacher file; None = the built-in default teacher
+    teacher_arch: str | None = None  # module:factory for a state_dict teacher
+    teacher_outputs: str = "auto"  # "auto", "logits" or "probs"
+    trust_pickle: bool = False  # DANGEROUS: unpickle a torch teacher in full (runs any code it holds)
+    out_dir: str | None = None  # default: runs/<target>
+    targets_dir: str | None = None
+    cache_dir: str | None = None  # default: ~/.cache/edgekd
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=4))
+    family: str | None = None  # student family; default chosen from the data's shape
+    sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
+    data_limit: int | None = None  # keep at most this many training samples (quick runs)
+    unlabeled: str | None = None  # unlabelled training inputs: "rest" (what data_limit left out) or a data spec
+    bench_runs: int = 200
+    bench_warmup: int = 20
+    int8_search: bool = True  # try several int8 schemes, keep the best on validation (else MinMax per-channel)
+    strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
+    fresh: bool = False  # ignore cached stages of earlier builds (they are resumed / reused otherwise)
+    retime: bool = False  # measure the candidates' training steps again (otherwise read back per machine)
+    max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
+    # every size given with --size)
+    time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
+    search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
+    command: str = ""  # the command line that started the build, for the report
+
+    def __post_init__(self) -> None:
+        if self.sizes is not None and len(self.sizes) < 1:
+            raise ConfigError("no student sizes given", "pass at least one --size WIDTHxDEPTH")
+        if self.bench_runs < 1 or self.bench_warmup < 0:
+            raise ConfigError("bench runs must be >= 1 and warm-up >= 0", "use e.g. --bench-runs 200")
+        if self.max_candidates is not None and self.max_candidates < 1:
+            raise ConfigError(f"--max-candidates {self.max_candidates} is below 1", "train at least one candidate")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"--time-budget {self.time_budget_s} is not a positive number of seconds",
+                              "pass e.g. --time-budget 600, or leave it out")
+        if self.data_limit is not None and self.data_limit < 10:
+            raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")

@@ -1,0 +1,107 @@
+"""Data and teacher(s), prepared the same way for ``edgekd build`` and ``edgekd distill``.
+
+:func:`load_data` loads and splits a data spec (saying what it got); :func:`load_teachers` loads the teacher
+files (or the built-in teacher for the data), checks each accepts the data and has its classes, and identifies
+each for the teacher-output cache; :func:`teacher_outputs` gives a teacher's training-set outputs through that
+cache and its test accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .errors import TeacherError
+from .fsio import sha256_file
+from .records import TeacherInfo
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .models.teachers import Teacher
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TeacherSource:
+    """Which teacher(s): files, or none for edgekd's built-in teacher."""
+
+    paths: tuple[str, ...] = ()  # .pt/.pt2/.onnx/.tflite files, or a student.json (a checkpoint as teacher)
+    arch: str | None = None  # module:factory for a state_dict teacher
+    outputs: str = "auto"  # "auto", "logits" or "probs"
+    trust_pickle: bool = False  # DANGEROUS: unpickle torch files in full
+
+
+@dataclass(frozen=True)
+class LoadedTeacher:
+    teacher: "Teacher"
+    info: TeacherInfo  # accuracy not yet measured
+
+
+def load_data(spec: str, *, seed: int, limit: int | None, unlabeled: str | None, say: Progress) -> "Dataset":
+    """Load and split ``spec``; say how many samples each split holds."""
+    from .data import load_dataset
+
+    data = load_dataset(spec, seed=seed, limit=limit, unlabeled=unlabeled)
+    unl = f" ({data.n_unlabeled} of them unlabelled: the teacher labels them)" if data.n_unlabeled else ""
+    say(f"data: {len(data.x_train)} train{unl} / {len(data.x_val)} val / {len(data.x_test)} test, "
+        f"{data.num_classes} classes, samples {data.input_shape}")
+    return data
+
+
+def load_teachers(source: TeacherSource, data: "Dataset", cache_dir: Path, say: Progress) -> tuple[LoadedTeacher, ...]:
+    """Every teacher ``source`` names (the built-in one for ``data`` when it names none), each checked
+    against ``data`` (the teacher's own view for paired data); a checkpoint teacher is not checked here
+    (self-ckpt checks it is the same student)."""
+    from .models.default_teacher import default_teacher
+
+    view = data.teacher_view or data
+    if not source.paths:
+        teacher, d = default_teacher(view, cache_dir, progress=say)
+        loaded = [LoadedTeacher(teacher, TeacherInfo(id="default:" + d.weights_sha256, accuracy=None,
+                                                     outputs=teacher.outputs, origin=d.origin, spec=d.spec,
+                                                     training=d.training, weights_sha256=d.weights_sha256))]
+    else:
+        loaded = [LoadedTeacher(t, TeacherInfo(id=sha256_file(p), accuracy=None, outputs=t.outputs, path=str(p),
+                                               kind=t.kind, sha256=sha256_file(p)))
+                  for p, t in ((p, teacher_from_file(p, source)) for p in source.paths)]
+    for lt in loaded:
+        if lt.teacher.kind != "checkpoint":
+            check_teacher_fits(lt.teacher, view)
+    return tuple(loaded)
+
+
+def teacher_from_file(path: str, source: TeacherSource) -> "Teacher":
+    if path.endswith(".json"):
+        from .stages import checkpoint_teacher
+
+        return checkpoint_teacher(path)
+    from .models.teachers import load_teacher
+
+    return load_teacher(path, arch=source.arch, outputs=source.outputs, trust_pickle=source.trust_pickle)
+
+
+def check_teacher_fits(teacher: "Teacher", data: "Dataset") -> np.ndarray:
+    """Run the teacher on a few samples: it must accept the data's inputs and output one score per class."""
+    z = teacher.logits(data.x_val[:8] if len(data.x_val) else data.x_train[:8])
+    if z.shape[1] != data.num_classes:
+        raise TeacherError(f"teacher {teacher.name} outputs {z.shape[1]} classes but the data has {data.num_classes}",
+                           "use a teacher trained on the same classes as the data (or the matching --data)")
+    return z
+
+
+def teacher_outputs(lt: LoadedTeacher, data: "Dataset", cache_dir: Path, say: Progress) -> tuple[TeacherInfo, np.ndarray]:
+    """The teacher's training-set outputs (through the on-disk cache) and its info with the test accuracy."""
+    from .distill.cache import cached_teacher_logits
+    from .stages import accuracy_of
+
+    logits = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, progress=say)
+    test = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, split="test", progress=say)
+    info = replace(lt.info, accuracy=accuracy_of(test, data.y_test), outputs=lt.teacher.outputs)
+    say(f"teacher: test accuracy {info.accuracy:.4f} ({info.origin or info.path})")
+    return info, logits
+
+

@@ -1,0 +1,116 @@
+"""The restructured build gives the same choice and the same figures as the build before it (issue 16).
+
+``tests/fixtures/golden/*.json`` are report.json files written at commit 8736707 (report_version 1) for one target
+of each backend (host, arm-emu, npu-emu) on the tiny test family. Each is rebuilt here and compared: the choice,
+the selection's reasoning, and every figure that is not a timing. Host latencies are timings (they differ run to
+run) and are left out; ARM estimates come from instruction counts (they repeat within a fraction of a percent) and
+are compared within 2%; Vela's SRAM, operator placement and counts exactly, its cycles and flash within 5%.
+Training is not bit-reproducible from one process to the next here (the same code, run twice, gave int8 accuracies
+0.4652 and 0.4373 for one student), so accuracies are compared within 5 points and the choice is checked against
+the selection rule on the new figures (and must equal the old one where no accuracy is within that tolerance).
+Fields the restructuring renamed are mapped: v1 ``latency_ms`` (an estimate copied into p50/p90/p99) is v2
+``latency`` (one figure with its band), ``latency_band_ms`` its ``band_ms``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EDGEKD
+
+GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
+EXACT = ("params", "macs", "student", "runtime", "format", "family")
+ACCURACIES = ("accuracy_fp32", "accuracy_onnx_fp32", "accuracy_int8")
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    out = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name in ("host", "arm", "npu"):
+        args = [*EDGEKD, "build", "--target", f"golden-{name}", "--targets-dir", str(GOLDEN / "targets"),
+                "--data", "digits", "--out", str(out / name), "--cache-dir", str(cache), "--epochs", "2",
+                "--bench-runs", "10", "--size", "0.25x1", "--size", "0.5x1"]
+        r = subprocess.run(args, capture_output=True, text=True, timeout=900, env={**os.environ})
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs[name] = (out / name, r)
+    return runs
+
+
+def _close(a: float, b: float, rel: float) -> bool:
+    return abs(a - b) <= rel * max(abs(a), abs(b), 1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["host", "arm", "npu"])
+def test_choice_and_figures_are_those_of_the_build_before_the_restructuring(builds, name):
+    old = json.loads((GOLDEN / f"{name}.json").read_text())
+    new = json.loads((builds[name][0] / "report.json").read_text())
+    assert old["report_version"] == 1 and new["report_version"] == 2
+    fits = [c for c in new["candidates"] if c["within_budget"]]
+    best = max((c["accuracy_int8"] for c in fits), default=None)
+    rule = min((c for c in fits if c["accuracy_int8"] == best), key=lambda c: c["macs"])["name"] if fits else None
+    assert new["selected"] == rule  # the selection rule, on the new figures
+    accs = sorted(c["accuracy_int8"] for c in old["candidates"])
+    if all(b - a > 0.05 for a, b in zip(accs, accs[1:])):
+        assert new["selected"] == old["selected"]
+    for key in ("target", "budget", "distill"):
+        assert new[key] == old[key], key
+    assert {k: v for k, v in new["data"].items() if k != "input_shape"} == \
+           {k: v for k, v in old["data"].items() if k != "input_shape"}
+    for key in ("outputs", "spec", "training"):
+        assert new["teacher"].get(key) == old["teacher"].get(key), key
+    assert abs(new["teacher"]["accuracy"] - old["teacher"]["accuracy"]) <= 0.05
+    assert [c["name"] for c in new["candidates"]] == [c["name"] for c in old["candidates"]]
+    assert [c["name"] for c in new["search"]["considered"]] == [c["name"] for c in old["search"]["considered"]]
+    assert new["search"]["trained"] == old["search"]["trained"]
+    for o, n in zip(old["candidates"], new["candidates"]):
+        for key in EXACT:
+            assert n[key] == o[key], (o["name"], key)
+        for key in ACCURACIES:
+            assert abs(n[key] - o[key]) <= 0.05, (o["name"], key, n[key], o[key])
+        assert _close(n["model_size_mb"], o["model_size_mb"], 0.1)  # the int8 scheme search may pick another
+        if name == "arm":
+            assert n["latency"]["kind"] == "estimated" and n["latency"]["p90_ms"] is None
+            assert _close(n["latency"]["estimate_ms"], o["latency_ms"]["p90"], 0.02)
+            assert all(_close(a, b, 0.02) for a, b in zip(n["latency"]["band_ms"], o["latency_band_ms"]))
+            for prec in ("int8", "fp32"):
+                assert _close(n["arm"][prec]["instructions"], o["arm"][prec]["instructions"], 0.02)
+                assert n["arm"][prec]["parity"]["passed"] == o["arm"][prec]["parity"]["passed"]
+        if name == "npu":
+            assert n["latency"]["estimate_ms"] == n["npu"]["time_ms"]
+            assert _close(n["npu"]["time_ms"], o["npu"]["time_ms"], 0.05)
+            for key in ("sram_kib", "npu_ops", "cpu_ops", "cpu_fallback", "macs"):
+                assert n["npu"][key] == o["npu"][key], key
+            for key in ("cycles_total", "flash_kib"):
+                assert _close(n["npu"][key], o["npu"][key], 0.05), key
+            assert n["latency_fp32"] is None  # an NPU runs int8 only
+        if name == "host":
+            assert n["latency"]["kind"] == "measured" and n["latency"]["judged_ms"] == n["latency"]["p90_ms"]
+
+
+@pytest.mark.slow
+def test_running_the_smoke_bundle_in_place_keeps_the_run_verifiable(builds, tmp_path):
+    """The README's own workflow: run the build's bundle where it lies, then verify the run (and again after a
+    cached re-run of the build, which must not fold the bundle's result.json into the manifest)."""
+    run, first = builds["host"]
+    bundle = json.loads((run / "report.json").read_text())["smoke_bundle"]
+
+    def smoke_then_verify() -> None:
+        s = subprocess.run([*EDGEKD, "smoke", "run", bundle], capture_output=True, text=True, timeout=300)
+        assert s.returncode == 0 and (Path(bundle) / "result.json").is_file(), s.stdout + s.stderr
+        v = subprocess.run([*EDGEKD, "verify", str(run)], capture_output=True, text=True, timeout=300)
+        assert v.returncode == 0 and v.stdout.startswith("OK: "), v.stderr
+
+    smoke_then_verify()
+    again = subprocess.run(first.args, capture_output=True, text=True, timeout=900, env={**os.environ})
+    assert again.returncode == 0, again.stderr[-2000:]
+    listed = json.loads((run / "manifest.json").read_text())["artifacts"]
+    assert not [k for k in listed if k.endswith("result.json")] and any(k.startswith("smoke/") for k in listed)
+    smoke_then_verify()
