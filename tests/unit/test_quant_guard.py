@@ -7,20 +7,23 @@ import pytest
 import torch
 
 from edgekd.errors import BudgetError
-from edgekd.report.guard import enforce, quantization_findings
+from edgekd.quant_guard import enforce, quantization_findings
 
 
 def _row(name, fp32_p90, int8_p90, acc_fp32, acc_int8):
-    return {"name": name, "latency_fp32_ms": {"p90": fp32_p90}, "latency_ms": {"p90": int8_p90},
-            "accuracy_onnx_fp32": acc_fp32, "accuracy_int8": acc_int8, "latency_source": "host"}
+    from types import SimpleNamespace as NS
+
+    return NS(name=name, latency_fp32=NS(judged_ms=fp32_p90, source="host"),
+              latency=NS(judged_ms=int8_p90, source="host"),
+              deployable=NS(fp32=NS(accuracy=acc_fp32), int8=NS(accuracy=acc_int8)))
 
 
 def test_guard_flags_slower_and_lossy_int8_only():
     rows = [_row("fine", 1.0, 0.6, 0.90, 0.895), _row("slow", 1.0, 1.5, 0.90, 0.90), _row("lossy", 1.0, 0.5, 0.90, 0.85)]
     found = quantization_findings(rows, max_accuracy_drop=0.01)
-    assert {(f["candidate"], f["kind"]) for f in found} == {("slow", "slower"), ("lossy", "accuracy")}
-    assert "SLOWER than fp32" in next(f["message"] for f in found if f["candidate"] == "slow")
-    assert "5.00 accuracy points" in next(f["message"] for f in found if f["candidate"] == "lossy")
+    assert {(f.candidate, f.kind) for f in found} == {("slow", "slower"), ("lossy", "accuracy")}
+    assert "SLOWER than fp32" in next(f.message for f in found if f.candidate == "slow")
+    assert "5.00 accuracy points" in next(f.message for f in found if f.candidate == "lossy")
     enforce(found, "fine")  # --strict: nothing on the chosen student, no error
     with pytest.raises(BudgetError, match="quantization guard.*slow"):
         enforce(found, "slow")
@@ -64,7 +67,7 @@ def test_guard_fires_on_dynamic_quantization_of_a_conv_net(tmp_path):
     b32 = bench_onnx_host(fp32.path, (1, 28, 28), runs=50, warmup=10)
     b8 = bench_onnx_host(tmp_path / "dyn.onnx", (1, 28, 28), runs=50, warmup=10)
     row = _row("dyn", b32.p90_ms, b8.p90_ms, 0.9, 0.9)
-    assert [f["kind"] for f in quantization_findings([row], 0.01)] == ["slower"], (b32.p90_ms, b8.p90_ms)
+    assert [f.kind for f in quantization_findings([row], 0.01)] == ["slower"], (b32.p90_ms, b8.p90_ms)
 
 
 def test_qat_calibration_fixes_the_ranges_the_int8_export_will_find():

@@ -84,8 +84,8 @@ def _bad_runs(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     run_with("newer", json.dumps({**load("host"), "report_version": 99}), "written by a newer edgekd (report_version 99")
     run_with("older", json.dumps({**load("host"), "report_version": 0}), "written by an older edgekd (report_version 0")
     r = load("host")
-    del r["candidates"][1]["latency_ms"]
-    run_with("nolatency", json.dumps(r), "candidates[1] lacks 'latency_ms'")
+    del r["candidates"][1]["latency"]
+    run_with("nolatency", json.dumps(r), "candidates[1] lacks 'latency'")
     run_with("badselected", json.dumps({**load("host"), "selected": "ghost"}), "'ghost' is not among the candidates")
     run_with("badtype", json.dumps({**load("host"), "candidates": {}}), "'candidates' is a dict, expected list")
     r = load("arm")

@@ -9,7 +9,6 @@ from importlib import resources
 import pytest
 
 from edgekd.errors import TargetError
-from edgekd.report.npu import with_npu
 from edgekd.select import Figures, select, violations
 from edgekd.targets import Budget, list_targets, load_target, parse_target
 
@@ -93,9 +92,18 @@ def test_cpu_fallback_means_the_time_budget_cannot_be_met():
     assert violations(fast_but_partial, replace(budget, p90_latency_ms=None)) == []  # no time budget to check
 
 
-def test_report_rows_feed_vela_figures_to_selection():
-    fig = Figures("x", 0.9, 5.0, 10.0, 1.0, 100, 10)
-    assert with_npu(fig, {}) == fig
-    row = {"npu": {"time_ms": 0.25, "sram_kib": 64.0, "flash_kib": 96.0, "cpu_fallback": ["Div"]}}
-    got = with_npu(fig, row)
+def test_vela_figures_are_what_selection_judges():
+    from types import SimpleNamespace as NS
+
+    from edgekd.backends.npu import estimated
+    from edgekd.judge import selection_figures
+    from edgekd.records import NpuEstimate
+
+    est = NpuEstimate("npu-emu", "m.tflite", "ethos-u55-128", "ethos-u55-128", 160.0, "estimated", "how", 0.25, 40000,
+                      30000, 100, 64.0, 96.0, 5, 1, ("Div",), "unknown", (), 0.01)
+    fig = estimated(est)
+    cand = NS(name="x", latency=fig, memory_mb=10.0,
+              deployable=NS(int8=NS(accuracy=0.9, size_bytes=1_000_000), checkpoint=NS(macs=100, params=10)))
+    got = selection_figures(cand)
     assert (got.p90_latency_ms, got.sram_kib, got.flash_kib, got.cpu_fallback) == (0.25, 64.0, 96.0, ("Div",))
+    assert fig.kind == "estimated" and fig.band_ms is None and fig.p90_ms is None

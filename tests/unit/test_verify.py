@@ -9,7 +9,7 @@ import pytest
 
 from edgekd.cli import main
 from edgekd.errors import IntegrityError
-from edgekd.pipeline import BuildConfig, _write_manifest
+from edgekd.pipeline import BuildConfig, write_manifest
 from edgekd.verify import verify_run
 
 
@@ -23,7 +23,7 @@ def run(tmp_path) -> Path:
         (r / rel).parent.mkdir(parents=True, exist_ok=True)
         (r / rel).write_text(text)
     (r / "candidates/a/.tmp-model_fp32.onnx.x1").write_text("half")  # a leftover temp file is no artifact
-    _write_manifest(r, BuildConfig(target="host"), {}, [], {})
+    write_manifest(r, BuildConfig(target="host"), {})
     return r
 
 
