@@ -72,10 +72,10 @@ def main() -> None:
                + (f"; ARM environment set-up from empty caches {env_s:.0f} s" if env_s is not None else "")
                + f"; considered {len(search.get('considered', []))} candidates, trained {len(search.get('trained', []))}"
                f"; exit {r.returncode}; chosen {report['selected']}"
-               + (f" int8 acc {chosen['accuracy_int8']:.4f}, est. {chosen['latency_ms']['p90']:.3f} ms on Pi 4"
+               + (f" int8 acc {chosen['accuracy_int8']:.4f}, est. {chosen['latency']['judged_ms']:.3f} ms on Pi 4"
                   if chosen else "") + f"; same choice when cached: {report2['selected'] == report['selected']}")
-    keys = ("name", "macs", "accuracy_fp32", "accuracy_int8", "int8_scheme", "latency_ms", "latency_band_ms",
-            "host_latency_ms", "latency_fp32_ms", "model_size_mb", "peak_memory_mb", "within_budget")
+    keys = ("name", "macs", "accuracy_fp32", "accuracy_int8", "int8_scheme", "latency", "latency_fp32",
+            "host_latency", "model_size_mb", "peak_memory_mb", "within_budget")
     record("build_time", {"wall_seconds": cold, "cached_wall_seconds": cached, "env_setup_seconds": env_s,
                           "stage_seconds": stages, "cached_stage_seconds": stages2, "exit_code": r.returncode,
                           "stdout_tail": r.stdout.strip().splitlines()[-3:], "selected": report["selected"],

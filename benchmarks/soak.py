@@ -74,7 +74,7 @@ def _figures(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _latencies(report: dict[str, Any]) -> dict[str, float]:
-    return {c["name"]: c["latency_ms"]["p90"] for c in report["candidates"]}
+    return {c["name"]: c["latency"]["judged_ms"] for c in report["candidates"]}
 
 
 def main(argv: list[str] | None = None) -> int:

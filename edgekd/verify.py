@@ -1,6 +1,6 @@
 """``edgekd verify RUN_DIR``: check every artifact of a run against the sha256 its ``manifest.json`` recorded.
 
-A build hashes every file it leaves in the run directory (``pipeline._write_manifest``); this re-hashes them.
+A build hashes every file it leaves in the run directory (``pipeline.write_manifest``; a smoke run's result.json is left out); this re-hashes them.
 A changed or missing artifact is an :class:`IntegrityError` naming it (exit 2). Files the manifest does not list
 (e.g. a ``result.json`` a smoke run wrote later) are reported, not failed. The manifest itself is not signed: it
 detects corruption and accidental edits, not someone who rewrites the manifest too.

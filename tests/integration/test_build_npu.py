@@ -67,7 +67,8 @@ def test_build_for_ethos_u55_128_judges_candidates_on_vela(npu_build):
         assert n["accelerator"] == "ethos-u55-128" and n["clock_mhz"] == 160
         assert n["cycles_total"] > 0 and n["cpu_ops"] == 0 and n["npu_fraction"] == 1.0
         assert Path(n["compiled_artifact"]).is_file() and n["compiled_artifact"].endswith("_vela.tflite")
-        assert c["latency_ms"]["p90"] > 0  # the host measurement is kept for reference
+        assert c["host_latency"]["p90_ms"] > 0  # the host measurement is kept for reference
+        assert c["latency"]["estimate_ms"] == c["npu"]["time_ms"] and c["latency_fp32"] is None
     assert cands[1]["npu"]["cycles_total"] > cands[0]["npu"]["cycles_total"]
     assert cands[1]["npu"]["flash_kib"] > cands[0]["npu"]["flash_kib"]
     chosen = next(c for c in cands if c["name"] == rep["selected"])
