@@ -527,7 +527,7 @@ def smoke_run(bundle: str, emulate: bool, target: str | None, targets_dir: str |
         if not name:
             raise ConfigError("--emulate needs a target", "pass --target raspberrypi (or another ARM target)")
         profile = load_target(name, targets_dir)
-        if profile.emulation != "qemu-user":
+        if profile.backend != "arm-emu":
             raise ConfigError(f"target {name} is not an emulated ARM target", "pass an ARM target with --target")
     result = run_bundle(bundle, emulate_target=profile, strict=strict, runs=runs)
     click.echo(result["line"] or f"{result['status']}: {'; '.join(result.get('reasons', []))}")

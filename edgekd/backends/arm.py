@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, TargetError
 from ..records import ArmEstimate, LatencyFigure
-from . import Backend, Job, Settings
+from .base import Backend, Job, Settings
 
 if TYPE_CHECKING:
     from ..targets import TargetProfile

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from ..bench.host import bench_host
 from ..bench.measure import cpu_model
 from ..records import BenchResult, LatencyFigure
-from . import Backend, Job, Settings
+from .base import Backend, Job, Settings
 
 if TYPE_CHECKING:
     from ..targets import TargetProfile

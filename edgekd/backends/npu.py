@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import BenchError, ConfigError
 from ..fsio import atomic_path, ensure_dir, write_json_atomic
 from ..records import LatencyFigure, NpuEstimate, NpuLayer
-from . import Backend, Job, Settings
+from .base import Backend, Job, Settings
 
 if TYPE_CHECKING:
     from ..targets import TargetProfile
@@ -71,10 +71,10 @@ def bench_npu(model_path: str | Path, target: "TargetProfile", *, out_dir: str |
     ``out_dir``: keep Vela's compiled model, its CSVs, the ``.ini`` and ``npu_estimate.json`` there.
     The arena size Vela plans for is the target's ``budget.sram_kib`` (else the board's SRAM).
     """
-    npu = target.npu if target.backend == NpuEmuBackend.name else None
-    if npu is None:
+    if target.backend != NpuEmuBackend.name:
         raise ConfigError(f"target {target.name!r} has no NPU ([npu] table)",
                           "use an Ethos-U target, e.g. --target ethos-u55-128 (see edgekd targets list)")
+    npu = target.npu
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, (int, float)) or not timeout_s > 0:
         raise ConfigError(f"timeout_s must be a positive number, got {timeout_s!r}", "pass e.g. timeout_s=300")
     path = Path(model_path)

@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from .checks import check_x, check_y, count_classes, split_indices, split_sizes, to_float32
 from .idx import read_idx, read_idx_header, write_idx
-from .specs import DEFAULT_SPEC, SCHEMES, load_raw, parse_spec
+from .specs import DEFAULT_SPEC, SCHEMES, UNLABELED, load_raw, parse_spec
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -33,7 +33,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 _ARRAYS = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
-UNLABELED = -1  # y_train value of an unlabelled training sample (--unlabeled): the teacher's top class stands in
 
 
 @dataclass(frozen=True, eq=False)

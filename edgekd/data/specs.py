@@ -18,6 +18,8 @@ from ..errors import DataError
 from ..registry import Registry
 from .idx import find_idx, read_idx
 
+UNLABELED = -1  # y_train value of an unlabelled training sample (--unlabeled): the teacher's top class stands in
+
 DEFAULT_SPEC = "fashion-mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = (

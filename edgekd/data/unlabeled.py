@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def add_unlabeled(data, spec: str, left_out: Callable[[], np.ndarray]):
     """``data`` with unlabelled inputs appended to its training split (see the module docstring)."""
-    from . import UNLABELED, load_raw
+    from .specs import UNLABELED, load_raw
     from .checks import check_x, to_float32
 
     text = spec.strip()
