@@ -16,7 +16,7 @@ import click
 from . import __version__
 from .distill.names import DEVICES as TRAIN_DEVICES
 from .distill.names import QAT_WEIGHT_SCHEMES
-from .errors import EdgeKDError
+from .errors import EdgeKDError, first_line
 
 FAMILY_HELP = ("Student family: convnet or mobilenet (depthwise-separable) for images, conv1d for sequences, mlp for "
                "feature vectors (default: chosen from the data's shape).")
@@ -345,7 +345,7 @@ def _existing_onnx(path: str):
         m = onnx.load(str(p))
         inp, out = m.graph.input[0], m.graph.output[0]
     except Exception as e:
-        raise ConfigError(f"{p} is not a readable ONNX model ({str(e).splitlines()[0][:200]})",
+        raise ConfigError(f"{p} is not a readable ONNX model ({first_line(e)})",
                           "pass an .onnx file written by `edgekd export`") from None
     shape = tuple(d.dim_value or d.dim_param or None for d in inp.type.tensor_type.shape.dim)
     return ExportedModel(path=str(p), sha256=sha256_file(p), format="onnx", precision="fp32",
@@ -620,7 +620,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # a bug in edgekd, not the user's input
         if debug:
             traceback.print_exc()
-        first = (str(e).splitlines() or [""])[0][:300]
+        first = first_line(e, 300)
         click.echo(f"edgekd: internal error: {type(e).__name__}: {first} (re-run with --debug and report it)", err=True)
         return 1
     return 0

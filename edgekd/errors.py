@@ -6,6 +6,8 @@ Every error carries one line that names the cause and the fix; the CLI prints it
 
 from __future__ import annotations
 
+import re
+
 
 class EdgeKDError(Exception):
     """Base class: ``cause`` says what is wrong, ``fix`` says what the user can do about it."""
@@ -74,3 +76,10 @@ class BudgetError(EdgeKDError):
 
 class IntegrityError(EdgeKDError):
     """A run's artifact is missing or differs from the sha256 its manifest recorded."""
+
+
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's message as one short line for an error we raise: its first line, without terminal colour
+    codes, at most ``limit`` characters (the exception's type name when it says nothing)."""
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()
+    return (lines[0].strip() if lines else type(e).__name__)[:limit]

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import EdgeKDError, OutputError
+from .errors import EdgeKDError, OutputError, first_line
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -64,7 +64,7 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         if err is None and (full or capped):  # e.g. torch.save's "unexpected pos" when a write is cut short
             why = f"the disk holding {final.parent} is full" if full else "the file size limit (ulimit -f) was reached"
             err = OutputError(f"{why}: {final.name} could not be written "
-                              f"({type(e).__name__}: {(str(e).splitlines() or [''])[0][:120]})", _FULL_FIX)
+                              f"({type(e).__name__}: {first_line(e, 120)})", _FULL_FIX)
         if err is not None:
             raise err from None
         raise

@@ -52,7 +52,7 @@ def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[s
             out: Path, settings: Settings, say: Progress) -> dict[tuple[str, str], LatencyFigure]:
     """``{(candidate name, precision): figure}`` from ``backend``, each read back when cached."""
     cache, data = ctx.cache, ctx.data
-    part = backend.key(ctx.target, settings, host_backend_threads(deployables))
+    part = backend.key(ctx.target, settings)
     found: dict[tuple[str, str], LatencyFigure] = {}
     todo = []
     for d in deployables:
@@ -82,10 +82,6 @@ def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[s
 
         found[ident] = cache.run(stage, cdir, key, [path], work, LatencyFigure.to_record, LatencyFigure.from_record)
     return found
-
-
-def host_backend_threads(deployables: list[Deployable]) -> int:
-    return deployables[0].threads if deployables else 1
 
 
 def selection_figures(c: Candidate) -> Figures:

@@ -65,9 +65,11 @@ def load_teachers(source: TeacherSource, data: "Dataset", cache_dir: Path, say: 
                                                      outputs=teacher.outputs, origin=d.origin, spec=d.spec,
                                                      training=d.training, weights_sha256=d.weights_sha256))]
     else:
-        loaded = [LoadedTeacher(t, TeacherInfo(id=sha256_file(p), accuracy=None, outputs=t.outputs, path=str(p),
-                                               kind=t.kind, sha256=sha256_file(p)))
-                  for p, t in ((p, teacher_from_file(p, source)) for p in source.paths)]
+        loaded = []
+        for p in source.paths:
+            t, digest = teacher_from_file(p, source), sha256_file(p)
+            loaded.append(LoadedTeacher(t, TeacherInfo(id=digest, accuracy=None, outputs=t.outputs, path=str(p),
+                                                       kind=t.kind, sha256=digest)))
     for lt in loaded:
         if lt.teacher.kind != "checkpoint":
             check_teacher_fits(lt.teacher, view)

@@ -215,7 +215,7 @@ class TeacherInfo:
     """The teacher a build distilled from, as the report shows it."""
 
     id: str  # what keys the teacher-output cache: the file's sha256, or "default:<weights sha256>"
-    accuracy: float  # top-1 on the test split
+    accuracy: float | None  # top-1 on the test split (None until measured)
     outputs: str  # "logits" or "probs" (edgekd then uses log-probabilities)
     path: str | None = None  # a teacher file
     kind: str | None = None  # its format, e.g. "torchscript", "onnx"

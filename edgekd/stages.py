@@ -9,15 +9,20 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .distill.config import DistillConfig
-from .errors import ConfigError, ExportError
+from .errors import ConfigError, ExportError, first_line
 from .fsio import atomic_path, sha256_file, write_json_atomic
 from .models.students import StudentSpec
 from .records import Checkpoint, ExportedModel, to_dict
+
+if TYPE_CHECKING:
+    from .models.teachers import Teacher
+    from .data import Dataset
+    from .quantize.ort_int8 import OrtInt8Config
 
 Progress = Callable[[str], None]
 
@@ -26,8 +31,8 @@ def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
     return float((logits.argmax(axis=1) == labels).mean()) if len(labels) else float("nan")
 
 
-def distill_student(data: Any, spec: StudentSpec, config: DistillConfig, out_dir: str | Path, *,
-                    teacher: Any = None, teacher_logits: np.ndarray | None = None,
+def distill_student(data: "Dataset", spec: StudentSpec, config: DistillConfig, out_dir: str | Path, *,
+                    teacher: "Teacher | None" = None, teacher_logits: np.ndarray | None = None,
                     progress: Progress | None = None, teachers: tuple[Any, ...] = (),
                     class_maps: dict[int, tuple[int, ...]] | None = None, distributed: Any = None) -> Checkpoint:
     """Train ``spec`` with ``config.method`` (``distill.methods``); write ``student.pt`` + ``student.json``.
@@ -116,13 +121,13 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Checkpoint]:
     try:
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except Exception as e:
-        raise ConfigError(f"student weights {weights} cannot be loaded ({str(e).splitlines()[0][:200]})",
+        raise ConfigError(f"student weights {weights} cannot be loaded ({first_line(e)})",
                           "re-run `edgekd distill`") from None
     model.eval()
     return model, replace(ckpt, path=str(weights))
 
 
-def export_student(model: Any, data: Any, out_path: str | Path, *, samples: int = 256) -> ExportedModel:
+def export_student(model: Any, data: "Dataset", out_path: str | Path, *, samples: int = 256) -> ExportedModel:
     """ONNX export (dynamic batch) + simplification + parity against torch on held-out samples."""
     from .export.onnx import export_onnx
 
@@ -132,7 +137,7 @@ def export_student(model: Any, data: Any, out_path: str | Path, *, samples: int 
     return replace(exported, accuracy=acc)
 
 
-def export_student_tflite(model: Any, data: Any, out_path: str | Path, precision: str = "fp32",
+def export_student_tflite(model: Any, data: "Dataset", out_path: str | Path, precision: str = "fp32",
                           converter: str = "auto", onnx_path: str | Path | None = None, *,
                           samples: int = 256) -> ExportedModel:
     """TFLite export with parity on the first ``samples`` test samples; int8 calibrated on 256 training samples
@@ -147,7 +152,7 @@ def export_student_tflite(model: Any, data: Any, out_path: str | Path, precision
     return replace(exported, accuracy=acc)
 
 
-def quantize_student(fp32: ExportedModel, data: Any, out_path: str | Path, config: Any = None) -> ExportedModel:
+def quantize_student(fp32: ExportedModel, data: "Dataset", out_path: str | Path, config: "OrtInt8Config | str | None" = None) -> ExportedModel:
     """Static int8 (QDQ) calibrated on training samples; parity and accuracy on the test split.
 
     ``config``: an ``OrtInt8Config`` (default MinMax per-channel), or ``"search"`` to try the scheme menu of
@@ -165,7 +170,7 @@ def quantize_student(fp32: ExportedModel, data: Any, out_path: str | Path, confi
     return score_int8(q, fp32, data)
 
 
-def score_int8(q: ExportedModel, fp32: ExportedModel, data: Any) -> ExportedModel:
+def score_int8(q: ExportedModel, fp32: ExportedModel, data: "Dataset") -> ExportedModel:
     """Parity against the fp32 model and accuracy, both on the test split; a failed check removes the file."""
     from .export.parity import PARITY_DEFAULTS, check_parity
 

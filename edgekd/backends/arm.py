@@ -114,7 +114,7 @@ class ArmEmuBackend(Backend):
         ests = bench_arm_many([(j.model, j.samples, j.precision) for j in jobs], target, runs=settings.emulated_runs)
         return [estimated(e) for e in ests]
 
-    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
+    def key(self, target: "TargetProfile", settings: Settings) -> tuple:
         from ..emu.env import find_env
         from ..emu.estimator import CALIBRATION
         from ..fsio import sha256_file

@@ -47,7 +47,7 @@ class Backend(ABC):
         """One figure per job, in order."""
 
     @abstractmethod
-    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
+    def key(self, target: "TargetProfile", settings: Settings) -> tuple:
         """What besides the artifact itself determines the figures (a stage-cache key part)."""
 
     @abstractmethod

@@ -29,8 +29,8 @@ class HostBackend(Backend):
                                     warmup=settings.warmup), target)
                 for j in jobs]
 
-    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
-        return threads, settings.runs, settings.warmup, cpu_model()
+    def key(self, target: "TargetProfile", settings: Settings) -> tuple:
+        return host_threads(target), settings.runs, settings.warmup, cpu_model()
 
     def note(self, target: "TargetProfile", threads: int, runs: int) -> str:
         return (f"Latency measured on this host CPU in each candidate's runtime, {threads} thread(s), batch 1, "

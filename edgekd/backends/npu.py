@@ -23,7 +23,7 @@ import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import BenchError, ConfigError
 from ..fsio import atomic_path, ensure_dir, write_json_atomic
@@ -231,8 +231,8 @@ class NpuEmuBackend(Backend):
     def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
         return [estimated(bench_npu(j.model, target, out_dir=j.keep_dir)) for j in jobs]
 
-    def key(self, target: "TargetProfile", settings: Settings, threads: int) -> tuple:
-        return asdict(target.npu), target.budget.as_dict(), vela_version()
+    def key(self, target: "TargetProfile", settings: Settings) -> tuple:
+        return asdict(target.npu), target.budget.as_dict()  # Vela's version is in every stage key already
 
     def note(self, target: "TargetProfile", threads: int, runs: int) -> str:
         n = target.npu

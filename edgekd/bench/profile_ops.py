@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import BenchError, ConfigError
+from ..errors import BenchError, ConfigError, first_line
 from ..fsio import sha256_file, write_json_atomic
 from ..records import Deployable
 from .measure import cpu_model
@@ -86,7 +86,7 @@ def _run_profiled(path: Path, x: np.ndarray, threads: int, total_runs: int) -> l
                 sess.run(None, {name: x[i % len(x)][None]})
             trace = sess.end_profiling()
         except Exception as e:  # onnxruntime raises its own pybind error types
-            raise BenchError(f"onnxruntime could not run {path} for profiling ({str(e).splitlines()[0][:200]})",
+            raise BenchError(f"onnxruntime could not run {path} for profiling ({first_line(e)})",
                              "check that the model runs in onnxruntime with this input shape") from None
         with open(trace, encoding="utf-8") as f:
             return json.load(f)

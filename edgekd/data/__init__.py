@@ -23,6 +23,7 @@ from .specs import DEFAULT_SPEC, SCHEMES, UNLABELED, load_raw, parse_spec
 __all__ = [
     "DEFAULT_SPEC",
     "Dataset",
+    "UNLABELED",
     "list_builtin_specs",
     "load_dataset",
     "parse_spec",

@@ -7,15 +7,19 @@ the teacher's identity (file hash or built-in recipe) and the data's content fin
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..cache import content_key
 from ..fsio import atomic_path
 
+if TYPE_CHECKING:
+    from ..models.teachers import Teacher
+    from ..data import Dataset
 
-def cached_teacher_logits(teacher: Any, teacher_id: str, data: Any, cache_dir: Path | None, *,
+
+def cached_teacher_logits(teacher: "Teacher", teacher_id: str, data: "Dataset", cache_dir: Path | None, *,
                           split: str = "train", progress: Callable[[str], None] | None = None) -> np.ndarray:
     """The teacher's logits on ``data.x_<split>`` (aligned row for row), from the cache when present."""
     say = progress or (lambda _m: None)

@@ -16,12 +16,15 @@ Distill: Data-free Knowledge Transfer via DeepInversion", CVPR 2020, arXiv:1912.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import TeacherError
 from .device import moved
+
+if TYPE_CHECKING:
+    from .config import DistillConfig
 
 A_BN, A_TV, A_L2 = 1.0, 1e-4, 1e-5  # a_tv, a_l2 are the paper's small priors; a_bn scaled for tiny nets
 
@@ -97,7 +100,7 @@ def _tv(x: Any) -> Any:
     return tv
 
 
-def synthetic_dataset(teacher: Any, input_shape: tuple[int, ...], num_classes: int, config: Any, *,
+def synthetic_dataset(teacher: Any, input_shape: tuple[int, ...], num_classes: int, config: "DistillConfig", *,
                       test: Any = None, progress: Callable[[str], None] | None = None, device: Any = None) -> Any:
     """A ``Dataset`` of synthetic inputs (90% train, 10% val); ``test`` (a real Dataset) only lends its test split
     for reporting accuracy, otherwise the test split is synthetic too."""

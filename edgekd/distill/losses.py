@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .config import DistillConfig
 
 LOSSES: Registry[Callable[..., Any]] = Registry("distillation loss")
 
@@ -164,7 +167,7 @@ def decoupled_kd_standardized(student_logits, teacher_logits, labels, temperatur
     return F.cross_entropy(student_logits, labels) + warmup * (dkd_alpha * tckd + dkd_beta * nckd)
 
 
-def loss_kwargs(fn: Callable[..., Any], config: Any) -> dict[str, Any]:
+def loss_kwargs(fn: Callable[..., Any], config: "DistillConfig") -> dict[str, Any]:
     """The hyper-parameters ``fn`` takes (temperature, alpha, dkd_alpha, dkd_beta), read from ``config``."""
     import inspect
 
@@ -172,7 +175,7 @@ def loss_kwargs(fn: Callable[..., Any], config: Any) -> dict[str, Any]:
     return {k: getattr(config, k) for k in ("temperature", "alpha", "dkd_alpha", "dkd_beta") if k in params}
 
 
-def warmup_epochs(fn: Callable[..., Any], config: Any) -> int:
+def warmup_epochs(fn: Callable[..., Any], config: "DistillConfig") -> int:
     """Epochs over which ``fn``'s distillation terms ramp in: the configured value, else the loss's default
     (1/12 of the epochs, rounded up, for losses with a ``warmup`` parameter; 0 for the others)."""
     import inspect

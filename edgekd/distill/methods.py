@@ -20,7 +20,7 @@ in ``losses.py`` and the larger methods in their own modules (qat, multi_teacher
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -29,13 +29,19 @@ from ..registry import Registry
 from .names import METHODS as METHOD_NAMES
 from .names import MethodInfo, kd_loss
 
+if TYPE_CHECKING:
+    from ..models.teachers import Teacher
+    from ..data import Dataset
+    from ..models.students import StudentSpec
+    from .config import DistillConfig
+
 
 @dataclass
 class MethodContext:
-    data: Any  # the student's Dataset (for cross-modal: the student view; ``data.teacher_view`` the teacher's)
-    spec: Any  # StudentSpec
-    config: Any  # DistillConfig
-    teacher: Any = None  # a models.teachers.Teacher (for self-ckpt: the earlier checkpoint)
+    data: "Dataset"  # the student's Dataset (for cross-modal: the student view; ``data.teacher_view`` the teacher's)
+    spec: "StudentSpec"
+    config: "DistillConfig"
+    teacher: "Teacher | None" = None  # the teacher (for self-ckpt: the earlier checkpoint)
     teacher_logits: np.ndarray | None = None  # the teacher's logits on data.x_train, when already computed
     teachers: tuple[Any, ...] = ()  # multi-teacher: every teacher, in --teacher order
     class_maps: dict[int, tuple[int, ...]] = field(default_factory=dict)  # multi-teacher: 1-based position -> map
@@ -59,7 +65,7 @@ class MethodContext:
             self.teacher_logits = self.teacher.logits(self.data.x_train)
         return self.teacher_logits
 
-    def train(self, model: Any, config: Any = None, **kw: Any) -> Any:
+    def train(self, model: Any, config: "DistillConfig | None" = None, **kw: Any) -> Any:
         from .trainer import train
 
         kw.setdefault("progress", self.progress)

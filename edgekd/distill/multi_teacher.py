@@ -20,11 +20,15 @@ predictions are checked: if its outputs line up with the classes only after a pe
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from ..errors import TeacherError
+
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from .config import DistillConfig
 
 
 def apply_class_map(z: np.ndarray, class_map: Sequence[int] | None, name: str, num_classes: int) -> np.ndarray:
@@ -81,7 +85,7 @@ def combine(logits: Sequence[np.ndarray], labels: np.ndarray, temperature: float
     return (temperature * np.log(np.clip(mix, 1e-30, None))).astype(np.float32)
 
 
-def teacher_logits_for(teachers: Sequence[Any], data: Any, config: Any, class_maps: dict[int, Sequence[int]],
+def teacher_logits_for(teachers: Sequence[Any], data: "Dataset", config: "DistillConfig", class_maps: dict[int, Sequence[int]],
                        say: Any) -> np.ndarray:
     """Check every teacher's class order on validation data, then combine their training-set logits."""
     train_z = []

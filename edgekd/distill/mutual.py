@@ -15,15 +15,19 @@ from __future__ import annotations
 import copy
 import math
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import ConfigError, TrainingError
 from .trainer import TrainResult, evaluate
 
+if TYPE_CHECKING:
+    from ..data import Dataset
+    from .config import DistillConfig
 
-def train_mutual(build: Callable[[], Any], data: Any, config: Any, progress: Callable[[str], None],
+
+def train_mutual(build: Callable[[], Any], data: "Dataset", config: "DistillConfig", progress: Callable[[str], None],
                  device: Any = None) -> TrainResult:
     """``build()`` makes one fresh student; ``config.peers`` of them are trained together on ``device`` (a
     torch.device, default the CPU); the peer returned is on the CPU."""

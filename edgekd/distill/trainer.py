@@ -14,12 +14,15 @@ import copy
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import ConfigError, TeacherError, TrainingError
 from .config import DistillConfig
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 Progress = Callable[[str], None]
 
@@ -49,7 +52,7 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) ->
     return correct / max(1, len(x))
 
 
-def train(student: Any, data: Any, config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
+def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
           teacher_module: Any = None, progress: Progress | None = None, shard: tuple[int, int] = (0, 1),
           on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None, device: Any = None) -> TrainResult:
     """Train ``student``; ``shard=(rank, world)`` trains rank's share of every batch (DDP: ``student`` is
@@ -206,7 +209,7 @@ def _diverged(what: str, epoch: int, step: int, idx: Any) -> TrainingError:
                          "lower --lr or --temperature, or check the data and teacher outputs for extreme values")
 
 
-def _check_teacher_inputs(config: DistillConfig, data: Any, teacher_logits: np.ndarray | None,
+def _check_teacher_inputs(config: DistillConfig, data: "Dataset", teacher_logits: np.ndarray | None,
                           teacher_module: Any) -> None:
     if config.hints and teacher_module is None:
         raise ConfigError("hints need a PyTorch teacher (its layers are read)",

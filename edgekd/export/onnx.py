@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError
+from ..errors import ConfigError, ExportError, first_line
 from ..fsio import atomic_path, sha256_file
 from ..records import ExportedModel
-from .parity import PARITY_DEFAULTS, _first_line, check_parity, run_onnx
+from .parity import PARITY_DEFAULTS, check_parity, run_onnx
 
 if TYPE_CHECKING:
     import torch
@@ -100,7 +100,7 @@ def _torch_forward(model: "torch.nn.Module", x: np.ndarray, batch: int = 256) ->
                 y = model(torch.from_numpy(x[start:start + batch]))
             except Exception as e:
                 raise ExportError(f"the model fails on the sample of shape {x.shape} ({type(e).__name__}: "
-                                  f"{_first_line(e)})", "pass a sample shaped like the model's input") from None
+                                  f"{first_line(e)})", "pass a sample shaped like the model's input") from None
             if isinstance(y, (tuple, list)):
                 y = y[0]
             if not isinstance(y, torch.Tensor):
@@ -133,7 +133,7 @@ def _export_any(model, x, tmp: Path, opset, exporter, input_name, output_name):
             _require_dynamic_batch(proto, name)
             return proto, name, notes
         except Exception as e:  # any exporter failure: note it and try the next one
-            notes.append(f"{name} exporter failed: {type(e).__name__}: {_first_line(e)}")
+            notes.append(f"{name} exporter failed: {type(e).__name__}: {first_line(e)}")
     raise ExportError(f"torch.onnx could not export the model ({'; '.join(notes)})",
                       "make the model traceable (no data-dependent control flow) or try exporter='dynamo'")
 
@@ -187,13 +187,13 @@ def _simplify(proto, notes: list[str]):
             raise RuntimeError("onnxsim's own output check failed")
         return simplified, f"onnxsim {str(onnxsim.__version__).lstrip('v')}"
     except Exception as e:
-        notes.append(f"onnxsim failed: {type(e).__name__}: {_first_line(e)}")
+        notes.append(f"onnxsim failed: {type(e).__name__}: {first_line(e)}")
     try:
         import onnxslim
 
         return onnxslim.slim(proto), f"onnxslim {onnxslim.__version__}"
     except Exception as e:
-        notes.append(f"onnxslim failed: {type(e).__name__}: {_first_line(e)}; model left unsimplified")
+        notes.append(f"onnxslim failed: {type(e).__name__}: {first_line(e)}; model left unsimplified")
     return proto, ""
 
 
@@ -206,7 +206,7 @@ def _check_model(proto) -> int:
     try:
         onnx.checker.check_model(proto, full_check=True)
     except Exception as e:
-        raise ExportError(f"onnx.checker rejected the exported model ({_first_line(e)})",
+        raise ExportError(f"onnx.checker rejected the exported model ({first_line(e)})",
                           "try another opset or exporter='dynamo'/'legacy', or simplify=False") from None
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), 0)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError, ParityError
+from ..errors import ConfigError, ExportError, ParityError, first_line
 
 # Tolerances per precision of the candidate. ``atol=None`` and ``rtol=None``: the difference is reported, not checked.
 # ``rtol`` is relative to the largest |reference| value (see the module docstring).
@@ -125,7 +125,7 @@ def make_session(path: str | Path, threads: int = 1):
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types
-        raise ExportError(f"onnxruntime cannot load {path} ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"onnxruntime cannot load {path} ({type(e).__name__}: {first_line(e)})",
                           "re-export the model or check that it is a valid ONNX file") from None
 
 
@@ -156,7 +156,7 @@ def run_onnx(path: str | Path, x: np.ndarray, batch_size: int = 256, threads: in
         try:
             chunks.append(sess.run([out_name], {inp.name: chunk})[0][:n])
         except Exception as e:
-            raise ExportError(f"onnxruntime failed to run {path} ({type(e).__name__}: {_first_line(e)})",
+            raise ExportError(f"onnxruntime failed to run {path} ({type(e).__name__}: {first_line(e)})",
                               "check the input shape and dtype against the model") from None
     return np.concatenate(chunks, axis=0)
 
@@ -169,8 +169,3 @@ def _check_input_shape(name: str, model_shape: list[Any], data_shape: tuple[int,
         raise ConfigError(f"input data of shape {tuple(data_shape)} does not fit model input '{name}' {shown}",
                           "pass a non-empty batch whose per-sample shape matches the model input")
 
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    line = text.splitlines()[0] if text else ""
-    return line[:200]

@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, EdgeKDError, ExportError, ParityError
+from ..errors import ConfigError, DataError, EdgeKDError, ExportError, ParityError, first_line
 from ..fsio import atomic_path, sha256_file
 from ..records import ExportedModel
 from . import tflite_litert, tflite_onnx2tf
 from .onnx import _torch_forward, export_onnx
-from .parity import PARITY_DEFAULTS, ParityReport, _first_line, check_parity
+from .parity import PARITY_DEFAULTS, ParityReport, check_parity
 from .tflite_runtime import run_tflite, tensor_dtypes, tflite_io
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _check_onnx(onnx_path: str | Path) -> Path:
     try:
         onnx.checker.check_model(onnx.load(str(p)))
     except Exception as e:
-        raise ExportError(f"{p} is not a valid ONNX model ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"{p} is not a valid ONNX model ({type(e).__name__}: {first_line(e)})",
                           "pass the .onnx file written by edgekd export, or onnx_path=None") from None
     return p
 
@@ -187,7 +187,7 @@ def _combined(failures: list[tuple[str, Exception]], precision: str) -> EdgeKDEr
 
 def _reason(e: Exception) -> str:
     """A failure as one line without colour codes: an edgekd error's cause, else its type and first line."""
-    text = e.cause if isinstance(e, EdgeKDError) else f"{type(e).__name__}: {_first_line(e)}"
+    text = e.cause if isinstance(e, EdgeKDError) else f"{type(e).__name__}: {first_line(e)}"
     return _ANSI.sub("", text)
 
 

@@ -28,8 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import ExportError
-from .parity import _first_line
+from ..errors import ExportError, first_line
 from .tflite_runtime import layout_name, tflite_io, to_channels_last
 
 ROUTE = "litert-torch"
@@ -48,7 +47,7 @@ def convert_litert(model: Any, sample: np.ndarray, out_file: Path, precision: st
         import litert_torch
         import torch
     except Exception as e:  # not installed, or an incompatible install
-        raise ExportError(f"litert-torch is not usable ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"litert-torch is not usable ({type(e).__name__}: {first_line(e)})",
                           "install it (pip install litert-torch) or use converter='onnx2tf'") from None
     channels_last = sample.ndim >= 3
     inner = litert_torch.to_channel_last_io(model, args=[0]) if channels_last else model
@@ -65,7 +64,7 @@ def convert_litert(model: Any, sample: np.ndarray, out_file: Path, precision: st
         raise
     except Exception as e:  # litert-torch/torch.export raise many types, often with multi-line text
         raise ExportError(f"litert-torch could not convert the model to {precision} ({type(e).__name__}: "
-                          f"{_first_line(e)})",
+                          f"{first_line(e)})",
                           "use converter='onnx2tf', or replace the unsupported op in the model") from None
     finally:  # every precision goes through torch.export, whose caches would keep each conversion's graphs
         _forget_graphs()
@@ -198,7 +197,7 @@ def _require_int8_io(path: Path, notes: list[str]) -> None:
         notes.append("float I/O rewritten to int8 with LiteRT's modify_model_interface")
     except Exception as e:
         raise ExportError(f"the litert-torch int8 model has {io_['input']['dtype']} input / "
-                          f"{io_['output']['dtype']} output and could not be made int8 ({_first_line(e)})",
+                          f"{io_['output']['dtype']} output and could not be made int8 ({first_line(e)})",
                           "use converter='onnx2tf' for full int8") from None
     io_ = tflite_io(path)
     if io_["input"]["dtype"] != "int8" or io_["output"]["dtype"] != "int8":

@@ -28,8 +28,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ..errors import ExportError
-from .parity import _first_line
+from ..errors import ExportError, first_line
 from .tflite_runtime import layout_name, to_channels_last
 
 ROUTE = "onnx2tf"
@@ -50,7 +49,7 @@ def convert_onnx2tf(onnx_path: Path, sample: np.ndarray, out_file: Path, precisi
         import onnx2tf
         import tensorflow as tf
     except Exception as e:  # ImportError, or an install whose pins break at import
-        raise ExportError(f"onnx2tf is not usable ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"onnx2tf is not usable ({type(e).__name__}: {first_line(e)})",
                           "run ./setup.sh (it installs onnx2tf with --no-deps and its real imports)") from None
     saved = work_dir / "saved_model"
     notes: list[str] = []
@@ -86,7 +85,7 @@ def _run_onnx2tf(onnx2tf, onnx_path: Path, saved: Path, sample: np.ndarray, work
         raise ExportError(f"onnx2tf failed ({_last_error(log.getvalue()) or 'it exited without a message'})",
                           "use converter='litert-torch', or simplify/replace the op named in the message") from None
     except Exception as e:
-        raise ExportError(f"onnx2tf failed ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"onnx2tf failed ({type(e).__name__}: {first_line(e)})",
                           "use converter='litert-torch', or replace the unsupported op in the model") from None
 
 
@@ -105,7 +104,7 @@ def _tf_quantize(tf, saved: Path, precision: str, calibration: np.ndarray | None
             return converter.convert()
     except Exception as e:
         raise ExportError(f"TensorFlow's TFLiteConverter failed on the onnx2tf SavedModel for {precision} "
-                          f"({type(e).__name__}: {_first_line(e)})",
+                          f"({type(e).__name__}: {first_line(e)})",
                           "use converter='litert-torch' or another precision") from None
 
 

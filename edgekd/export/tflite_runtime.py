@@ -14,8 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, ExportError
-from .parity import _first_line
+from ..errors import ConfigError, ExportError, first_line
 
 LAYOUTS = ("auto", "channels_first", "channels_last")
 _CHANNELS_LAST_NAMES = {2: "NC", 3: "NWC", 4: "NHWC", 5: "NDHWC"}
@@ -35,7 +34,7 @@ def load_interpreter(path: str | Path, threads: int = 1):
         interp = Interpreter(model_path=str(p), num_threads=threads)
         interp.allocate_tensors()
     except Exception as e:  # LiteRT raises ValueError/RuntimeError with multi-line C++ text
-        raise ExportError(f"LiteRT cannot load {p} ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"LiteRT cannot load {p} ({type(e).__name__}: {first_line(e)})",
                           "check that the file is a complete .tflite model (re-export it)") from None
     return interp
 
@@ -134,7 +133,7 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1, layout: str = 
             interp.set_tensor(inp["index"], quantize_input(chunk, inp))
             interp.invoke()
         except Exception as e:
-            raise ExportError(f"LiteRT failed to run {path} ({type(e).__name__}: {_first_line(e)})",
+            raise ExportError(f"LiteRT failed to run {path} ({type(e).__name__}: {first_line(e)})",
                               "check the input shape and dtype against the model") from None
         chunks.append(dequantize_output(interp.get_tensor(out["index"]), out)[:n])
     return np.concatenate(chunks, axis=0)

@@ -54,6 +54,7 @@ def default_teacher(data: "Dataset", cache_dir: Path, *, epochs: int | None = No
     say = progress or (lambda _m: None)
     spec = teacher_spec(data.input_shape, data.num_classes)
     config = replace(TEACHER_TRAINING, epochs=epochs or TEACHER_TRAINING.epochs)
+    torch.manual_seed(config.seed)  # the same initial weights in every process (torch seeds itself at random)
     model = build_student(spec)
     if data.n_unlabeled:  # the teacher learns from labelled samples only (it is what labels the others)
         from dataclasses import replace as _replace

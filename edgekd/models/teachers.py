@@ -17,7 +17,6 @@ import importlib
 import io as _io
 import json
 import logging
-import re
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import TeacherError
+from ..errors import TeacherError, first_line
 
 OUTPUT_KINDS = ("auto", "logits", "probs")
 
@@ -59,7 +58,7 @@ class Teacher:
                 raise
             except Exception as e:  # the teacher's runtime rejected the input
                 raise TeacherError(f"teacher {self.name} failed on inputs of shape {tuple(x.shape[1:])}: "
-                                   f"{_first_line(e)}", "use a teacher trained on this data's input shape") from None
+                                   f"{first_line(e)}", "use a teacher trained on this data's input shape") from None
             outs.append(out.reshape(len(out), -1))
         z = np.concatenate(outs).astype(np.float32)
         if self.outputs == "auto":
@@ -136,7 +135,7 @@ def _zip_names(p: Path, fix: str) -> list[str]:
             names = zf.namelist()
             bad = zf.testzip() if len(names) < 64 else None
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError) as e:
-        raise TeacherError(f"teacher file {p} is truncated or not a PyTorch file ({_first_line(e)})",
+        raise TeacherError(f"teacher file {p} is truncated or not a PyTorch file ({first_line(e)})",
                            fix) from None
     if bad is not None:
         raise TeacherError(f"teacher file {p} is corrupt (bad member {bad})", fix)
@@ -155,11 +154,11 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
         try:
             return torch_teacher(p.name, torch.jit.load(str(p), map_location="cpu"))
         except Exception as e:
-            raise TeacherError(f"TorchScript teacher {p} cannot be loaded: {_first_line(e)}", "re-export it") from None
+            raise TeacherError(f"TorchScript teacher {p} cannot be loaded: {first_line(e)}", "re-export it") from None
     try:
         obj = torch.load(str(p), map_location="cpu", weights_only=not trust_pickle)
     except Exception as e:
-        msg = _first_line(e)
+        msg = first_line(e)
         if not trust_pickle and any(k in msg.lower() for k in ("weights only", "weights_only", "unsupported global")):
             raise TeacherError(f"teacher file {p} holds a pickled Python object, which edgekd does not unpickle "
                                "(it could run code)", _PICKLE_FIX) from None
@@ -179,7 +178,7 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
     try:
         module.load_state_dict(obj)
     except Exception as e:
-        raise TeacherError(f"state_dict {p.name} does not fit {arch}: {_first_line(e)}",
+        raise TeacherError(f"state_dict {p.name} does not fit {arch}: {first_line(e)}",
                            "pass the factory the weights were saved from") from None
     return torch_teacher(p.name, module)
 
@@ -191,7 +190,7 @@ def _factory(arch: str) -> Callable[[], Any]:
     try:
         fn = getattr(importlib.import_module(mod_name), fn_name)
     except (ImportError, AttributeError) as e:
-        raise TeacherError(f"--teacher-arch {arch} cannot be imported: {_first_line(e)}",
+        raise TeacherError(f"--teacher-arch {arch} cannot be imported: {first_line(e)}",
                            "check the module is on PYTHONPATH and defines the factory") from None
     if not callable(fn):
         raise TeacherError(f"--teacher-arch {arch} is not callable", "name a function that returns the model")
@@ -208,7 +207,7 @@ def _load_pt2(p: Path, _arch: str | None, trust_pickle: bool = False) -> Teacher
         with _quiet_torch_export():
             program = torch.export.load(str(p))
     except Exception as e:
-        raise TeacherError(f"torch.export teacher {p} cannot be loaded: {_first_line(e)}",
+        raise TeacherError(f"torch.export teacher {p} cannot be loaded: {first_line(e)}",
                            "re-save it with torch.export.save") from None
     module = program.module()
 
@@ -248,7 +247,7 @@ def _refuse_pt2_pickles(p: Path, names: list[str]) -> None:
                     config = json.loads(zf.read(name)).get("config", {})
                     entries = list(config.values())
                 except (ValueError, AttributeError, UnicodeDecodeError) as e:
-                    raise TeacherError(f"torch.export teacher {p} has a malformed {base} ({_first_line(e)})",
+                    raise TeacherError(f"torch.export teacher {p} has a malformed {base} ({first_line(e)})",
                                        "re-save it with torch.export.save") from None
                 for entry in entries:
                     path_name = str(entry.get("path_name", "")) if isinstance(entry, dict) else ""
@@ -282,7 +281,7 @@ def _load_onnx(p: Path, _arch: str | None) -> Teacher:
     try:
         sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
     except Exception as e:
-        raise TeacherError(f"ONNX teacher {p} cannot be loaded: {_first_line(e)}",
+        raise TeacherError(f"ONNX teacher {p} cannot be loaded: {first_line(e)}",
                            "check the file is a complete .onnx model") from None
     first = sess.get_inputs()[0]
     name = first.name
@@ -306,7 +305,3 @@ def _load_tflite(p: Path, _arch: str | None) -> Teacher:
                            "check the file is a complete .tflite model") from None
     return Teacher(p.name, "tflite", lambda x: run_tflite(p, x, threads=2))
 
-
-def _first_line(e: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip().splitlines()  # no terminal colour codes
-    return (text[0] if text else type(e).__name__)[:300]

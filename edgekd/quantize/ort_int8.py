@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, ExportError
-from ..export.parity import PARITY_DEFAULTS, _first_line, check_parity, run_onnx
+from ..errors import ConfigError, DataError, ExportError, first_line
+from ..export.parity import PARITY_DEFAULTS, check_parity, run_onnx
 from ..fsio import atomic_path, sha256_file
 from ..records import ExportedModel
 
@@ -121,7 +121,7 @@ def _model_io(path: Path) -> tuple[str, list[Any], str]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as e:
-        raise ExportError(f"cannot read ONNX model {path} ({_first_line(e)})", "re-export the fp32 model") from None
+        raise ExportError(f"cannot read ONNX model {path} ({first_line(e)})", "re-export the fp32 model") from None
     inits = {i.name for i in proto.graph.initializer}
     inputs = [i for i in proto.graph.input if i.name not in inits]
     if len(inputs) != 1 or not proto.graph.output:
@@ -157,7 +157,7 @@ def _preprocess(src: Path, dst: Path, notes: list[str]) -> Path:
             return dst
         notes.append("quant_pre_process wrote no file; quantized without pre-processing")
     except Exception as e:
-        notes.append(f"quant_pre_process failed ({type(e).__name__}: {_first_line(e)}); quantized without it")
+        notes.append(f"quant_pre_process failed ({type(e).__name__}: {first_line(e)}); quantized without it")
     return src
 
 
@@ -176,17 +176,17 @@ def _quantize_static(model_in: Path, q_path: Path, reader: _ArrayReader, config:
 
         err = write_error(e, q_path)
         if err is None:
-            raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {_first_line(e)})",
+            raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {first_line(e)})",
                               "check the fp32 model") from None
         raise err from None
     except Exception as e:
-        raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {_first_line(e)})",
+        raise ExportError(f"onnxruntime static int8 quantization failed ({type(e).__name__}: {first_line(e)})",
                           "try another calibration method, per_channel=False, or check the fp32 model") from None
     if not q_path.is_file():
         raise ExportError("onnxruntime quantization wrote no model", "check the fp32 model and disk space")
 
 
-def _int8_parity(fp32_path: Path, int8_path: Path, data: Any, output: str, min_agreement: float | None,
+def _int8_parity(fp32_path: Path, int8_path: Path, data: np.ndarray, output: str, min_agreement: float | None,
                  on_calibration: bool):
     x = np.asarray(data, dtype=np.float32)
     route = "onnx fp32 -> onnx int8 (ort static)" + (" on calibration data" if on_calibration else "")

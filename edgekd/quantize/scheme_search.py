@@ -12,12 +12,15 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EdgeKDError, ExportError, OutputError
 from ..fsio import atomic_path, sha256_file
 from ..records import ExportedModel
 from .ort_int8 import OrtInt8Config, quantize_onnx_int8
+
+if TYPE_CHECKING:
+    from ..data import Dataset
 
 DEFAULT_SCHEMES = (
     OrtInt8Config(method="minmax", per_channel=True),
@@ -31,7 +34,7 @@ def scheme_name(config: OrtInt8Config) -> str:
     return f"{config.method}/{'per-channel' if config.per_channel else 'per-tensor'}"
 
 
-def choose_ort_int8(fp32: ExportedModel, data: Any, out_path: str | Path,
+def choose_ort_int8(fp32: ExportedModel, data: "Dataset", out_path: str | Path,
                     schemes: tuple[OrtInt8Config, ...] = DEFAULT_SCHEMES) -> tuple[ExportedModel, list[dict[str, Any]]]:
     """Quantize with each scheme, score on ``data.x_val``; write the best to ``out_path``.
 

@@ -16,12 +16,15 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import ConfigError, OutputError
 from ..fsio import atomic_path, ensure_dir, sha256_file, write_error
+
+if TYPE_CHECKING:
+    from ..targets import TargetProfile
 
 RUNNER = Path(__file__).with_name("run_smoke.py")
 RESULT = "result.json"  # what a run of a bundle writes beside run_smoke.py (on the board, or in place here)
@@ -29,7 +32,7 @@ PI_LINES = ("tar -xzf {name}.tar.gz", "python3 -m pip install numpy ai-edge-lite
             "python3 {name}/run_smoke.py")
 
 
-def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.ndarray,
+def make_bundle(model_path: str | Path, target: "TargetProfile", out_dir: str | Path, x: np.ndarray,
                 labels: np.ndarray | None = None, precision: str | None = None) -> Path:
     """Write the bundle for ``model_path`` (.tflite or .onnx) into ``out_dir`` (replaced when it exists) and
     ``out_dir.tar.gz``; ``x`` are channels-first float samples as the host runtimes take them."""
@@ -56,7 +59,7 @@ def make_bundle(model_path: str | Path, target: Any, out_dir: str | Path, x: np.
     return out
 
 
-def _stage_bundle(model: Path, runtime: str, target: Any, out: Path, feeds: np.ndarray, raw: np.ndarray,
+def _stage_bundle(model: Path, runtime: str, target: "TargetProfile", out: Path, feeds: np.ndarray, raw: np.ndarray,
                   labels: np.ndarray | None, x: np.ndarray, out_quant: Any, prec: str) -> None:
     """Write the bundle into a temporary folder beside ``out`` and swap it in; an existing ``out`` is replaced
     only once the new one is complete (it is kept when anything fails before)."""
@@ -135,7 +138,7 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _readme(name: str, target: Any, model: Path, runtime: str, precision: str) -> str:
+def _readme(name: str, target: "TargetProfile", model: Path, runtime: str, precision: str) -> str:
     lines = [f"edgekd smoke test for {model.name} ({runtime}, {precision}) on "
              f"{getattr(target, 'description', 'the target')}.", "", "On the board:", ""]
     lines += ["    " + ln.format(name=name) for ln in PI_LINES]
@@ -144,7 +147,7 @@ def _readme(name: str, target: Any, model: Path, runtime: str, precision: str) -
     return "\n".join(lines)
 
 
-def run_bundle(bundle: str | Path, *, emulate_target: Any = None, strict: bool = False,
+def run_bundle(bundle: str | Path, *, emulate_target: "TargetProfile" = None, strict: bool = False,
                runs: int = 50, timeout_s: float = 1800) -> dict[str, Any]:
     """Run ``bundle`` (a folder or a .tar.gz) with this host's Python, or under emulated ARM for
     ``emulate_target``; returns result.json plus the runner's printed line under ``line``."""

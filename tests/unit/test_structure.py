@@ -127,3 +127,30 @@ def test_name_tables_agree_with_the_registries():
     from edgekd.distill.config import DistillConfig
 
     assert DistillConfig(loss="ce").uses_kd_loss is False and DistillConfig().uses_kd_loss is True
+
+
+# genuinely untyped inputs: a parsed TOML table, anything array-like
+ANY_ALLOWED = {("edgekd/backends/npu_config.py", "parse_npu", "data"), ("edgekd/export/tflite.py", "_as_batch", "data")}
+TORCH_FREE_NAMES = {"target", "data", "budget", "config", "profile", "spec"}
+
+
+def test_torch_free_records_are_typed_not_any():
+    """A parameter or field named for a torch-free record (TargetProfile, Dataset, Budget, a config, StudentSpec)
+    is typed with it, not ``Any``."""
+    bad = []
+    for p in PKG.rglob("*.py"):
+        rel = p.relative_to(ROOT).as_posix()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                pairs = [(node.name, a.arg, a.annotation) for a in args]
+            elif isinstance(node, ast.ClassDef):
+                pairs = [(node.name, s.target.id, s.annotation) for s in node.body
+                         if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+            else:
+                continue
+            for owner, name, ann in pairs:
+                if name in TORCH_FREE_NAMES and isinstance(ann, ast.Name) and ann.id == "Any" \
+                        and (rel, owner, name) not in ANY_ALLOWED:
+                    bad.append(f"{rel}: {owner}({name}: Any)")
+    assert not bad, bad
