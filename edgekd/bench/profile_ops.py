@@ -73,12 +73,15 @@ def profile_onnx_ops(model_path: str | Path, samples: np.ndarray, *, threads: in
 def _run_profiled(path: Path, x: np.ndarray, threads: int, total_runs: int) -> list[dict[str, Any]]:
     import onnxruntime as ort
 
+    from ..export.parity import exact_int8
+
     with tempfile.TemporaryDirectory(prefix="edgekd-ortprof-") as tmp:
         so = ort.SessionOptions()
         so.enable_profiling = True
         so.profile_file_prefix = str(Path(tmp) / "ort")
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
+        exact_int8(so)  # profile the kernels the benchmark and the parity checks run
         try:
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
             name = sess.get_inputs()[0].name

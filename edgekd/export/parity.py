@@ -108,6 +108,19 @@ def check_parity(reference: np.ndarray, candidate: np.ndarray, *, output: str = 
 # ---------------------------------------------------------------- ONNX Runtime inference
 
 
+# x86 CPUs with AVX2 or AVX-512 but no VNNI run onnxruntime's u8s8 int8 kernels through a saturating 16-bit
+# intermediate: a QDQ model's outputs there are not what an ARM board, a VNNI x86 CPU or the float model compute
+# (measured on an AVX2-only AMD EPYC: emulated aarch64 onnxruntime differed from the host by 5 quantization steps).
+# This session option makes onnxruntime use its exact u8u8 kernels on those CPUs only; elsewhere it changes nothing.
+EXACT_INT8 = ("session.x64quantprecision", "1")
+
+
+def exact_int8(opts: Any) -> Any:
+    """``opts`` (an onnxruntime SessionOptions) with onnxruntime's exact int8 kernels on x86 CPUs without VNNI."""
+    opts.add_session_config_entry(*EXACT_INT8)
+    return opts
+
+
 def make_session(path: str | Path, threads: int = 1):
     """An ONNX Runtime CPU session with ``threads`` intra-op threads; errors become :class:`ExportError`."""
     import onnxruntime as ort
@@ -122,6 +135,7 @@ def make_session(path: str | Path, threads: int = 1):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.log_severity_level = 3
+    exact_int8(opts)
     try:
         return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph/... types

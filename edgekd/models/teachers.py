@@ -279,7 +279,9 @@ def _load_onnx(p: Path, _arch: str | None) -> Teacher:
     import onnxruntime as ort
 
     try:
-        sess = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"])
+        from ..export.parity import exact_int8
+
+        sess = ort.InferenceSession(str(p), exact_int8(ort.SessionOptions()), providers=["CPUExecutionProvider"])
     except Exception as e:
         raise TeacherError(f"ONNX teacher {p} cannot be loaded: {first_line(e)}",
                            "check the file is a complete .onnx model") from None

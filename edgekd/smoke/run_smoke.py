@@ -107,6 +107,8 @@ def load_onnx(path, threads):
                            % type(e).__name__)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
+    # exact int8 kernels on x86 CPUs without VNNI (no effect elsewhere), as the bundle's reference outputs used
+    opts.add_session_config_entry("session.x64quantprecision", "1")
     sess = ort.InferenceSession(path, sess_options=opts, providers=["CPUExecutionProvider"])
     name, out = sess.get_inputs()[0].name, sess.get_outputs()[0].name
     return (lambda feed: sess.run([out], {name: feed})[0]), "onnxruntime " + ort.__version__

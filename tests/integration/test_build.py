@@ -131,6 +131,23 @@ def test_default_teacher_trained_on_first_use_then_cached(shared_cache):
 
 
 @pytest.mark.slow
+def test_default_teacher_is_the_same_whatever_ran_before(tmp_path):
+    """Trained on first use in two fresh caches, with torch's random state moved in between, the built-in teacher
+    is the same: its initialisation is seeded (it was not, and each process trained a different teacher)."""
+    import torch
+
+    from edgekd.data import load_dataset
+    from edgekd.models.default_teacher import default_teacher
+
+    data = load_dataset("digits")
+    _t1, first = default_teacher(data, tmp_path / "a", epochs=1)
+    torch.rand(1000)
+    _t2, second = default_teacher(data, tmp_path / "b", epochs=1)
+    assert first.origin.startswith("trained now") and second.origin.startswith("trained now")
+    assert first.weights_sha256 == second.weights_sha256
+
+
+@pytest.mark.slow
 def test_build_carries_tflite_int8_candidates(tmp_path, shared_cache):
     from edgekd.export.tflite_runtime import tflite_io
 

@@ -191,10 +191,9 @@ def test_qat_simulation_predicts_onnxruntime_int8(tmp_path, weights):
     same student computes: its logits sit far closer to the int8 model's than the float model's do, so QAT
     trains against the rounding the deployed model really applies (the export's per-tensor or per-channel
     weights, its calibrated activation ranges)."""
-    import onnxruntime as ort
-
     from edgekd.distill.qat import FakeQuantized
     from edgekd.export.onnx import export_onnx
+    from edgekd.export.parity import run_onnx
     from edgekd.models.students import StudentSpec, build_student
     from edgekd.quantize.ort_int8 import OrtInt8Config, quantize_onnx_int8
 
@@ -217,8 +216,7 @@ def test_qat_simulation_predicts_onnxruntime_int8(tmp_path, weights):
     onnx_fp32 = export_onnx(model, x[:8], tmp_path / "m.onnx")
     q = quantize_onnx_int8(onnx_fp32, calib, tmp_path / "m_int8.onnx",
                            OrtInt8Config(per_channel=weights == "per-channel"), min_agreement=None)
-    sess = ort.InferenceSession(str(q.path), providers=["CPUExecutionProvider"])
-    int8 = sess.run(None, {sess.get_inputs()[0].name: x})[0]
+    int8 = run_onnx(q.path, x)  # edgekd's session: exact int8 kernels on x86 CPUs without VNNI too
 
     fq = FakeQuantized(model, warmup_steps=0, weights=weights)
     fq.calibrate(calib)
