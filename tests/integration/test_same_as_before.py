@@ -1,15 +1,14 @@
 """The restructured build gives the same choice and the same figures as the build before it (issue 16).
 
-``tests/fixtures/golden/*.json`` are report.json files written at commit 8736707 (report_version 1) for one target
-of each backend (host, arm-emu, npu-emu) on the tiny test family. Each is rebuilt here and compared: the choice,
-the selection's reasoning, and every figure that is not a timing. Host latencies are timings (they differ run to
-run) and are left out; ARM estimates come from instruction counts (they repeat within a fraction of a percent) and
-are compared within 2%; Vela's SRAM, operator placement and counts exactly, its cycles and flash within 5%.
-Training is not bit-reproducible from one process to the next here (the same code, run twice, gave int8 accuracies
-0.4652 and 0.4373 for one student), so accuracies are compared within 5 points and the choice is checked against
-the selection rule on the new figures (and must equal the old one where no accuracy is within that tolerance).
-Fields the restructuring renamed are mapped: v1 ``latency_ms`` (an estimate copied into p50/p90/p99) is v2
-``latency`` (one figure with its band), ``latency_band_ms`` its ``band_ms``.
+``tests/fixtures/golden/*.json`` are report.json files written by commit 8736707 (report_version 1), with only
+the two fixes this change makes outside the build path applied (the built-in teacher's initialisation seeded; exact
+onnxruntime int8 kernels on x86 without VNNI), for one target of each backend (host, arm-emu, npu-emu) on the tiny
+test family. Each is rebuilt here and compared: the choice, the selection's reasoning, and every figure that is
+not a timing, exactly. Host latencies are timings (they differ run to run) and are left out, with what depends
+on them (host "int8 is slower" findings); ARM estimates come from instruction counts, which repeat within a
+fraction of a percent, and are compared within 1%. Fields the restructuring renamed are mapped: v1
+``latency_ms`` (an estimate copied into p50/p90/p99) is v2 ``latency`` (one figure with its band),
+``latency_band_ms`` its ``band_ms``, ``latency_fp32_ms`` ``latency_fp32``.
 """
 
 from __future__ import annotations
@@ -24,8 +23,9 @@ import pytest
 from tests.conftest import EDGEKD
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "golden"
-EXACT = ("params", "macs", "student", "runtime", "format", "family")
-ACCURACIES = ("accuracy_fp32", "accuracy_onnx_fp32", "accuracy_int8")
+EXACT = ("params", "macs", "accuracy_fp32", "accuracy_onnx_fp32", "accuracy_int8", "int8_argmax_agreement",
+         "int8_scheme", "model_size_mb", "model_fp32_size_mb", "epochs_run", "val_accuracy", "within_budget",
+         "student", "runtime", "format", "family", "fp32_parity", "int8_parity", "artifact_sha256")
 
 
 @pytest.fixture(scope="module")
@@ -53,43 +53,39 @@ def test_choice_and_figures_are_those_of_the_build_before_the_restructuring(buil
     old = json.loads((GOLDEN / f"{name}.json").read_text())
     new = json.loads((builds[name][0] / "report.json").read_text())
     assert old["report_version"] == 1 and new["report_version"] == 2
-    fits = [c for c in new["candidates"] if c["within_budget"]]
-    best = max((c["accuracy_int8"] for c in fits), default=None)
-    rule = min((c for c in fits if c["accuracy_int8"] == best), key=lambda c: c["macs"])["name"] if fits else None
-    assert new["selected"] == rule  # the selection rule, on the new figures
-    accs = sorted(c["accuracy_int8"] for c in old["candidates"])
-    if all(b - a > 0.05 for a, b in zip(accs, accs[1:])):
-        assert new["selected"] == old["selected"]
-    for key in ("target", "budget", "distill"):
+    assert new["selected"] == old["selected"] and new["selection"]["reason"] == old["selection"]["reason"]
+    assert new["selection"]["closest"] == old["selection"]["closest"]
+    for key in ("target", "budget", "data", "distill"):
         assert new[key] == old[key], key
-    assert {k: v for k, v in new["data"].items() if k != "input_shape"} == \
-           {k: v for k, v in old["data"].items() if k != "input_shape"}
-    for key in ("outputs", "spec", "training"):
+    accuracy_findings = [f for f in old["quantization_findings"] if f["kind"] == "accuracy"]
+    assert [f for f in new["quantization_findings"] if f["kind"] == "accuracy"] == accuracy_findings
+    if name != "host":  # elsewhere the "slower" findings compare the backend's estimates, not host timings
+        assert [(f["candidate"], f["kind"]) for f in new["quantization_findings"]] == \
+               [(f["candidate"], f["kind"]) for f in old["quantization_findings"]]
+    for key in ("accuracy", "id", "outputs", "weights_sha256", "spec", "training"):
         assert new["teacher"].get(key) == old["teacher"].get(key), key
-    assert abs(new["teacher"]["accuracy"] - old["teacher"]["accuracy"]) <= 0.05
     assert [c["name"] for c in new["candidates"]] == [c["name"] for c in old["candidates"]]
     assert [c["name"] for c in new["search"]["considered"]] == [c["name"] for c in old["search"]["considered"]]
     assert new["search"]["trained"] == old["search"]["trained"]
     for o, n in zip(old["candidates"], new["candidates"]):
         for key in EXACT:
             assert n[key] == o[key], (o["name"], key)
-        for key in ACCURACIES:
-            assert abs(n[key] - o[key]) <= 0.05, (o["name"], key, n[key], o[key])
-        assert _close(n["model_size_mb"], o["model_size_mb"], 0.1)  # the int8 scheme search may pick another
+        if name != "host":  # measured host violations are timings; the others are figures
+            assert [v.split(" vs ")[0] for v in n["budget_violations"]] == \
+                   [v.split(" vs ")[0] for v in o["budget_violations"]]
         if name == "arm":
             assert n["latency"]["kind"] == "estimated" and n["latency"]["p90_ms"] is None
-            assert _close(n["latency"]["estimate_ms"], o["latency_ms"]["p90"], 0.02)
-            assert all(_close(a, b, 0.02) for a, b in zip(n["latency"]["band_ms"], o["latency_band_ms"]))
+            assert _close(n["latency"]["estimate_ms"], o["latency_ms"]["p90"], 0.01)
+            assert all(_close(a, b, 0.01) for a, b in zip(n["latency"]["band_ms"], o["latency_band_ms"]))
+            assert _close(n["latency_fp32"]["estimate_ms"], o["latency_fp32_ms"]["p90"], 0.01)
             for prec in ("int8", "fp32"):
-                assert _close(n["arm"][prec]["instructions"], o["arm"][prec]["instructions"], 0.02)
+                assert _close(n["arm"][prec]["instructions"], o["arm"][prec]["instructions"], 0.01)
                 assert n["arm"][prec]["parity"]["passed"] == o["arm"][prec]["parity"]["passed"]
         if name == "npu":
-            assert n["latency"]["estimate_ms"] == n["npu"]["time_ms"]
-            assert _close(n["npu"]["time_ms"], o["npu"]["time_ms"], 0.05)
-            for key in ("sram_kib", "npu_ops", "cpu_ops", "cpu_fallback", "macs"):
+            assert n["latency"]["estimate_ms"] == n["npu"]["time_ms"] == o["npu"]["time_ms"]
+            for key in ("cycles_total", "cycles_npu", "sram_kib", "flash_kib", "npu_ops", "cpu_ops", "cpu_fallback",
+                        "macs", "layers"):
                 assert n["npu"][key] == o["npu"][key], key
-            for key in ("cycles_total", "flash_kib"):
-                assert _close(n["npu"][key], o["npu"][key], 0.05), key
             assert n["latency_fp32"] is None  # an NPU runs int8 only
         if name == "host":
             assert n["latency"]["kind"] == "measured" and n["latency"]["judged_ms"] == n["latency"]["p90_ms"]
