@@ -65,7 +65,7 @@ def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[s
             if record is not None:
                 found[(d.name, precision)] = LatencyFigure.from_record(record)
             else:
-                job = Job(model.path, precision, data.input_shape, data.x_test[:4], keep_dir=str(cdir / backend.name))
+                job = Job(model.path, precision, data.input_shape, data.x_test[:4], keep_dir=str(cdir))
                 todo.append(((d.name, precision), cdir, stage, key, job))
     if todo and backend.batches:
         say(f"{backend.name}: judging {len(todo)} models on {ctx.target.name} in one go")

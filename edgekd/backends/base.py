@@ -21,7 +21,8 @@ class Job:
     precision: str | None  # "fp32" or "int8"; None: read from the model (emulated backends)
     input_shape: tuple[int, ...]  # one sample, channels-first (what the data gives)
     samples: "np.ndarray | None" = None  # a few channels-first float samples (emulated backends check parity on them)
-    keep_dir: str | None = None  # where a backend may keep what it made (npu-emu: Vela's compiled model)
+    keep_dir: str | None = None  # the candidate's folder: a backend keeps what it makes in a subfolder
+    # of its own there (npu-emu: npu/, Vela's compiled model)
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,8 @@ class NpuEmuBackend(Backend):
     probes_latency = False  # the search checks activations against SRAM instead
 
     def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
-        return [estimated(bench_npu(j.model, target, out_dir=j.keep_dir)) for j in jobs]
+        return [estimated(bench_npu(j.model, target, out_dir=None if j.keep_dir is None else Path(j.keep_dir) / "npu"))
+                for j in jobs]
 
     def key(self, target: "TargetProfile", settings: Settings) -> tuple:
         return asdict(target.npu), target.budget.as_dict()  # Vela's version is in every stage key already

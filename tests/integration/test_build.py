@@ -160,6 +160,6 @@ def test_build_carries_tflite_int8_candidates(tmp_path, shared_cache):
     assert lite["artifact"].endswith("model_int8.tflite") and Path(lite["artifact"]).is_file()
     io = tflite_io(lite["artifact"])
     assert "int8" in str(io["input"]["dtype"]) and "int8" in str(io["output"]["dtype"])
-    assert lite["int8_parity"]["argmax_agreement"] >= 0.9 and "host litert" in lite["host_latency"]["how"]
+    assert lite["int8_parity"]["argmax_agreement"] >= 0.9 and "host litert" in lite["latency"]["how"]
     assert lite["arm"]["int8"]["parity"]["max_quant_steps"] <= 1  # the aarch64 LiteRT agrees with the host
     assert rep["selected"] in {c["name"] for c in rep["candidates"]}
