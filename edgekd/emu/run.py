@@ -135,7 +135,8 @@ def host_reference(path: Path, runtime: str, x: np.ndarray, precision: str | Non
         data = x.astype(np.float32)
         host = run_onnx(path, data)
         step = _onnx_output_step(path)
-        return data[:, None], host, (None if step is None else ("dequantized", step)), precision or "fp32"
+        prec = precision or ("int8" if onnx_is_quantized(path) else "fp32")
+        return data[:, None], host, (None if step is None else ("dequantized", step)), prec
     from ..export.tflite_runtime import (
         feed_layout,
         load_interpreter,
@@ -156,6 +157,17 @@ def host_reference(path: Path, runtime: str, x: np.ndarray, precision: str | Non
     integer = np.dtype(out["dtype"]).kind in "iu"
     prec = precision or ("int8" if integer else "fp32")
     return feeds, np.stack(host), (out["quantization"] if integer else None), prec
+
+
+QUANTIZED_ONNX_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
+                      "MatMulInteger", "DynamicQuantizeLinear"}
+
+
+def onnx_is_quantized(path: Path) -> bool:
+    """Whether an ONNX model computes in int8 (QDQ or integer operators): its float input does not say so."""
+    import onnx
+
+    return any(n.op_type in QUANTIZED_ONNX_OPS for n in onnx.load(str(path)).graph.node)
 
 
 def _onnx_output_step(path: Path) -> float | None:

@@ -42,6 +42,16 @@ def models(tmp_path_factory, digits, tiny_student):
     return d, x
 
 
+def test_an_int8_onnx_model_is_estimated_as_int8_without_being_told(models):
+    """`edgekd bench model_int8.onnx --target raspberrypi` names no precision: a QDQ model has a float input, and
+    was taken for fp32 (fp32's CPI and its wide band) until the graph's operators were read."""
+    from edgekd.emu.run import host_reference
+
+    d, x = models
+    assert host_reference(d / "int8.onnx", "onnxruntime", x, None)[3] == "int8"
+    assert host_reference(d / "fp32.onnx", "onnxruntime", x, None)[3] == "fp32"
+
+
 @pytest.mark.parametrize("core", ["cortex-a72", "cortex-a76"])
 def test_fp32_student_matches_host_and_int8_within_one_step(models, env, core):
     d, x = models
