@@ -155,3 +155,10 @@ def test_torch_free_records_are_typed_not_any():
                         and (rel, owner, name) not in ANY_ALLOWED:
                     bad.append(f"{rel}: {owner}({name}: Any)")
     assert not bad, bad
+
+
+def test_readme_design_section_names_every_module():
+    design = (ROOT / "README.md").read_text().split("## Design", 1)[1]
+    missing = [str(p.relative_to(ROOT)) for p in PKG.rglob("*.py")
+               if p.name != "__init__.py" and not re.search(r"\b" + re.escape(p.stem) + r"\b", design)]
+    assert not missing, missing
