@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .data.folder import ImageOptions
 from .distill.config import DistillConfig
 from .errors import ConfigError
 
@@ -19,6 +20,8 @@ class BuildConfig:
     teacher: str | None = None  # teacher file; None = the built-in default teacher
     teacher_arch: str | None = None  # module:factory for a state_dict teacher
     teacher_outputs: str = "auto"  # "auto", "logits" or "probs"
+    teacher_input: str | None = None  # the teacher's input contract (--teacher-input, see edgekd.preprocess)
+    images: ImageOptions = field(default_factory=ImageOptions)  # folder: data: size, channels, unreadable files
     trust_pickle: bool = False  # DANGEROUS: unpickle a torch teacher in full (runs any code it holds)
     out_dir: str | None = None  # default: runs/<target>
     targets_dir: str | None = None
@@ -26,6 +29,7 @@ class BuildConfig:
     distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=4))
     family: str | None = None  # student family; default chosen from the data's shape
     sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
+    resolutions: tuple[int, ...] | None = None  # input sizes to try (image folders); default: --image-size only
     data_limit: int | None = None  # keep at most this many training samples (quick runs)
     unlabeled: str | None = None  # unlabelled training inputs: "rest" (what data_limit left out) or a data spec
     bench_runs: int = 200
@@ -50,5 +54,8 @@ class BuildConfig:
         if self.time_budget_s is not None and not self.time_budget_s > 0:
             raise ConfigError(f"--time-budget {self.time_budget_s} is not a positive number of seconds",
                               "pass e.g. --time-budget 600, or leave it out")
+        if self.resolutions is not None and (not self.resolutions or any(not 8 <= r <= 4096 for r in self.resolutions)):
+            raise ConfigError(f"--resolution {self.resolutions} is not a list of sizes in 8..4096 px",
+                              "pass e.g. --resolution 96 --resolution 128")
         if self.data_limit is not None and self.data_limit < 10:
             raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")

@@ -24,11 +24,20 @@ class DataSummary:
     unlabeled: int
     num_classes: int
     input_shape: tuple[int, ...]
+    preprocess: dict[str, Any] | None = None  # the student's input contract (image folders), with "describe"
+    teacher_input: dict[str, Any] | None = None  # the teacher's own contract, when it differs
+    bad_images: int = 0  # unreadable images left out (--skip-bad-images)
 
     @staticmethod
     def of(data: "Dataset") -> "DataSummary":
+        def contract(d: "Dataset | None") -> dict[str, Any] | None:
+            pre = d.preprocess if d is not None else None
+            return None if pre is None else {**pre.as_dict(), "describe": pre.describe()}
+
+        bad = len(data.x_train.store.bad) if data.is_lazy else 0
         return DataSummary(data.spec, len(data.x_train), len(data.x_val), len(data.x_test), data.n_unlabeled,
-                           data.num_classes, tuple(data.input_shape))
+                           data.num_classes, tuple(data.input_shape), contract(data), contract(data.teacher_view),
+                           bad)
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,10 @@ class BuildContext:
     teacher_id: str
     cache: StageCache
 
+    def data_for(self, input_shape: "tuple[int, ...] | list[int]") -> "Dataset":
+        """The data as a candidate of ``input_shape`` takes it (another input resolution: ``Dataset.at_size``)."""
+        return self.data.for_shape(tuple(input_shape))
+
 
 def exported(d: dict[str, Any]) -> ExportedModel:
     return ExportedModel(**{**d, "input_shape": tuple(d["input_shape"])})
@@ -50,7 +54,7 @@ def distill_candidate(ctx: BuildContext, spec: "StudentSpec", cdir: Path, timed:
     """Train one student (or read it back from an earlier build with the same inputs)."""
     from .stages import distill_student
 
-    config, data, cache = ctx.config, ctx.data, ctx.cache
+    config, data, cache = ctx.config, ctx.data_for(spec.input_shape), ctx.cache
     key = cache.key("distill", data.fingerprint(), ctx.teacher_id, spec.as_dict(), config.distill.as_dict())
     with timed("distill"):
         ckpt = cache.run("distill", cdir, key, [cdir / "student.pt", cdir / "student.json"],
@@ -66,7 +70,7 @@ def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Tim
     """ONNX fp32, then one deployable fp32 + int8 pair per runtime the target lists (onnxruntime, LiteRT)."""
     from .stages import export_student, export_student_tflite, load_checkpoint
 
-    config, target, data, cache = ctx.config, ctx.target, ctx.data, ctx.cache
+    config, target, data, cache = ctx.config, ctx.target, ctx.data_for(ckpt.input_shape), ctx.cache
     model = None
 
     def student() -> Any:

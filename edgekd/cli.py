@@ -18,8 +18,9 @@ from .distill.names import DEVICES as TRAIN_DEVICES
 from .distill.names import QAT_WEIGHT_SCHEMES
 from .errors import EdgeKDError, first_line
 
-FAMILY_HELP = ("Student family: convnet or mobilenet (depthwise-separable) for images, conv1d for sequences, mlp for "
-               "feature vectors (default: chosen from the data's shape).")
+FAMILY_HELP = ("Student family: convnet, mobilenet (depthwise-separable), mobilenetv2 or mobilenetv3 (inverted "
+               "residuals) for images, conv1d for sequences, mlp for feature vectors (default: chosen from the data's "
+               "shape; mobilenetv2 for images of 64 px and more).")
 
 
 def _say(msg: str) -> None:
@@ -37,6 +38,18 @@ def _distill_options(f):
         click.option("--teacher-arch", default=None, help="module:factory that builds a state_dict teacher."),
         click.option("--teacher-outputs", type=click.Choice(["auto", "logits", "probs"]), default="auto",
                      show_default=True, help="Whether the teacher outputs logits or probabilities."),
+        click.option("--teacher-input", default=None, metavar="CONTRACT",
+                     help="The teacher's input (image folders): 'imagenet' (224 px, ImageNet mean/std, RGB, NCHW) "
+                     "and/or size=N,mean=a/b/c,std=a/b/c,order=rgb|bgr,layout=nchw|nhwc. Default: read from an ONNX "
+                     "teacher's edgekd.preprocess metadata, else the student's input."),
+        click.option("--image-size", type=int, default=None, metavar="PX",
+                     help="folder: data: resize the shorter side to PX and centre-crop PXxPX (default: the images' "
+                     "own size, when they all share one square size)."),
+        click.option("--channels", type=click.Choice(["auto", "rgb", "grey"]), default="auto", show_default=True,
+                     help="folder: data: RGB or grey (auto: grey only when every image is grey)."),
+        click.option("--skip-bad-images", is_flag=True,
+                     help="folder: data: leave out images that cannot be decoded (named and counted) instead of "
+                     "stopping at the first."),
         click.option("--trust-pickle", is_flag=True,
                      help="DANGEROUS: unpickle a torch teacher file in full (a pickled nn.Module), which runs any "
                           "code the file holds. Only for files from a source you trust; by default edgekd refuses."),
@@ -73,9 +86,11 @@ def _distill_options(f):
                      help="Feature hint pair (repeatable), or 'auto' (pairs by spatial size); a projection is "
                           "learned when shapes differ."),
         click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
-        click.option("--augment", type=click.Choice(["none", "mixup"]), default="none", show_default=True,
+        click.option("--augment", type=click.Choice(["none", "mixup", "crop-flip"]), default="none",
+                     show_default=True,
                      help="mixup: train on per-sample mixed inputs labelled by the teacher as it trains "
-                          "(function matching; needs a PyTorch teacher, not with the DKD losses)."),
+                          "(function matching; needs a PyTorch teacher, not with the DKD losses). crop-flip: random-"
+                          "resized crop and flip of images, the teacher run on the same crop of its own view."),
         click.option("--epochs", type=int, default=None, help="Training epochs per student."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
         click.option("--lr", type=float, default=3e-3, show_default=True),
@@ -142,8 +157,13 @@ def cli(debug: bool) -> None:
 @click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
 @click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/TARGET).")
 @click.option("--family", default=None, help=FAMILY_HELP)
+@click.option("--student-arch", default=None, metavar="MODULE:FACTORY",
+              help="Your own student architecture: factory(num_classes, width, depth, in_channels) returning a "
+              "torch.nn.Module; its ladder is the --size values (or the default width x depth ladder).")
 @click.option("--size", "sizes", multiple=True, metavar="WIDTHxDEPTH",
               help="Student size to try, e.g. 0.5x1 (repeatable; default: the family's ladder).")
+@click.option("--resolution", "resolutions", type=int, multiple=True, metavar="PX",
+              help="Input resolution to try (repeatable; image folders): every size at every resolution.")
 @click.option("--bench-runs", type=int, default=200, show_default=True, help="Timed runs per benchmark.")
 @click.option("--strict", is_flag=True, help="Fail (exit 3) when int8 is slower than fp32 or loses more accuracy "
               "than the target's max_accuracy_drop for the chosen student.")
@@ -167,9 +187,11 @@ def build(**kw: Any) -> None:
 
     cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=_one_teacher(kw), teacher_arch=kw["teacher_arch"],
                       teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
+                      teacher_input=kw["teacher_input"], images=_image_options(kw),
                       out_dir=kw["out"], targets_dir=kw["targets_dir"],
-                      cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=kw["family"],
-                      sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None, data_limit=kw["limit"],
+                      cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=_family(kw),
+                      sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None,
+                      resolutions=tuple(kw["resolutions"]) or None, data_limit=kw["limit"],
                       unlabeled=kw["unlabeled"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
@@ -188,6 +210,24 @@ def build(**kw: Any) -> None:
         click.echo(f"chosen: {sel['name']}  int8 accuracy {sel['accuracy_int8']:.4f}  {what} {lat['judged_ms']:.3f} ms"
                    f"{band} ({lat['source']})  size {sel['model_size_mb']:.3f} MB")
     click.echo(f"report: {cfg.out_dir or 'runs/' + report['target']}/report.md (and report.json, report.html)")
+
+
+def _image_options(kw: dict[str, Any]):
+    from .data.folder import ImageOptions
+
+    return ImageOptions(size=kw["image_size"], channels=kw["channels"], skip_bad=kw["skip_bad_images"])
+
+
+def _family(kw: dict[str, Any]) -> str | None:
+    """--family, or --student-arch (a module:factory family); not both."""
+    from .errors import ConfigError
+
+    arch, family = kw.get("student_arch"), kw.get("family")
+    if arch and family:
+        raise ConfigError("--family and --student-arch both name the student", "pass one of them")
+    if arch and ":" not in arch:
+        raise ConfigError(f"bad --student-arch {arch!r}", "write module:factory, e.g. mypkg.nets:make_student")
+    return arch or family
 
 
 def _parse_size(text: str) -> tuple[float, int]:
@@ -221,7 +261,8 @@ def distill(**kw: Any) -> None:
                      teachers=tuple(kw["teacher"]), teacher_arch=kw["teacher_arch"],
                      teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                      class_maps=tuple(parse_class_map(m) for m in kw["teacher_maps"]), limit=kw["limit"],
-                     unlabeled=kw["unlabeled"], cache_dir=kw["cache_dir"])
+                     unlabeled=kw["unlabeled"], cache_dir=kw["cache_dir"], images=_image_options(kw),
+                     teacher_input=kw["teacher_input"])
     dist = from_env(os.environ, config.device)  # torchrun's rank and world size; None when run as one process
     try:
         ckpt = run_distill(job, config, progress=_say if dist is None or dist.rank == 0 else None, distributed=dist)

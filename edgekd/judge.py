@@ -51,7 +51,7 @@ def judge(ctx: "BuildContext", deployables: list[Deployable], out: Path, timed: 
 def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[str, ...], ctx: "BuildContext",
             out: Path, settings: Settings, say: Progress) -> dict[tuple[str, str], LatencyFigure]:
     """``{(candidate name, precision): figure}`` from ``backend``, each read back when cached."""
-    cache, data = ctx.cache, ctx.data
+    cache = ctx.cache
     part = backend.key(ctx.target, settings)
     found: dict[tuple[str, str], LatencyFigure] = {}
     todo = []
@@ -65,6 +65,7 @@ def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[s
             if record is not None:
                 found[(d.name, precision)] = LatencyFigure.from_record(record)
             else:
+                data = ctx.data_for(d.checkpoint.input_shape)
                 job = Job(model.path, precision, data.input_shape, data.x_test[:4], keep_dir=str(cdir))
                 todo.append(((d.name, precision), cdir, stage, key, job))
     if todo and backend.batches:

@@ -21,6 +21,7 @@ from .errors import BudgetError
 from .fsio import ensure_dir, sha256_file, write_json_atomic
 
 if TYPE_CHECKING:
+    from .candidate_stages import BuildContext
     from .data import Dataset
     from .models.students import StudentSpec
     from .records import Candidate
@@ -54,7 +55,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     from .environment import environment
     from .judge import decide, judge
     from .models.students import ladder
-    from .prepare import TeacherSource, load_data, load_teachers, teacher_outputs
+    from .prepare import TeacherSource, load_data, load_teachers, teacher_outputs, with_teacher_contract
     from .report.build_report import build_report_dict
     from .report.writer import write_reports
     from .stage_cache import StageCache
@@ -70,16 +71,17 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     # data -> teacher
     with _timed(timings, "data", say, f"data: loading {config.data}"):
         data = load_data(config.data, seed=config.distill.seed, limit=config.data_limit, unlabeled=config.unlabeled,
-                         say=say)
+                         say=say, images=config.images, cache_dir=cache_dir)
     with _timed(timings, "teacher", say, "teacher: preparing"):
         source = TeacherSource((config.teacher,) if config.teacher else (), config.teacher_arch,
-                               config.teacher_outputs, config.trust_pickle)
+                               config.teacher_outputs, config.trust_pickle, config.teacher_input)
+        data = with_teacher_contract(source, data, say)
         loaded = load_teachers(source, data, cache_dir, say)[0]
         teacher_info, teacher_logits = teacher_outputs(loaded, data, cache_dir, say)
 
     # plan: which students are worth training
     cache = StageCache(fresh=config.fresh)
-    specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes)
+    specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes, config.resolutions)
     with _timed(timings, "search", say):
         plan = _plan(config, target, data, specs, out, cache, cache_dir, say)
     chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
@@ -98,7 +100,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     candidates = judge(ctx, deployables, out, timed, say)
     say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
         + (" (--fresh)" if config.fresh else ""))
-    candidates = _with_ops_profiles(candidates, data, config, timings, say)
+    candidates = _with_ops_profiles(candidates, ctx, config, timings, say)
 
     # select -> report -> smoke bundle -> manifest
     selection, findings = decide(candidates, ctx)
@@ -110,7 +112,8 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     report = build_report_dict(result)
     if selection.selected is not None:
         pick = next(c for c in candidates if c.name == selection.selected)
-        report["smoke_bundle"] = _smoke_bundle(pick, target, data, out, cache, say)
+        report["smoke_bundle"] = _smoke_bundle(pick, target, ctx.data_for(pick.deployable.checkpoint.input_shape),
+                                               out, cache, say)
     paths = write_reports(report, out)
     write_manifest(out, config, timings)
     say(f"report: {paths['md']}")
@@ -136,16 +139,24 @@ def _nothing_can_fit(target: "TargetProfile", plan: "list[CandidateCost]", out: 
                        f"(every candidate's estimate: {out / 'search' / 'plan.json'})")
 
 
-def _with_ops_profiles(candidates: "list[Candidate]", data: "Dataset", config: BuildConfig,
+def _with_ops_profiles(candidates: "list[Candidate]", ctx: "BuildContext", config: BuildConfig,
                        timings: dict[str, float], say: Progress) -> "list[Candidate]":
     """Each candidate with onnxruntime's per-operator profile on this host (it explains, it does not judge)."""
     from dataclasses import replace
 
     from .bench.profile_ops import profile_candidates
 
-    profiles = profile_candidates([c.deployable for c in candidates], data.x_test, runs=min(config.bench_runs, 100),
-                                  fresh=config.fresh, timings=timings, say=say)
-    return [replace(c, ops_profile=p) for c, p in zip(candidates, profiles)]
+    out = []
+    for c in candidates:  # each on test samples at its own input resolution
+        samples = ctx.data_for(c.deployable.checkpoint.input_shape).x_test[:PROFILE_SAMPLES]
+        [p] = profile_candidates([c.deployable], samples, runs=min(config.bench_runs, 100), fresh=config.fresh,
+                                 timings=timings, say=say)
+        out.append(replace(c, ops_profile=p))
+    return out
+
+
+PROFILE_SAMPLES = 256  # test samples the per-operator profile cycles through
+SMOKE_SAMPLES = 8  # test samples (with their raw images, for image folders) in the smoke bundle
 
 
 def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: "list[StudentSpec]", out: Path,
@@ -208,15 +219,18 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
 def _smoke_bundle(chosen: "Candidate", target: "TargetProfile", data: "Dataset", out: Path, cache: "StageCache",
                   say: Progress) -> str:
     """The chosen student's on-device smoke-test bundle (``smoke/NAME`` and ``smoke/NAME.tar.gz``)."""
-    from .smoke.bundle import RUNNER, make_bundle
+    from .smoke.bundle import IMAGE_IO, RUNNER, RawImages, make_bundle
 
     name = chosen.name.replace("@", "_")
     int8 = chosen.deployable.int8
     where = ensure_dir(out / "smoke")
+    n = min(SMOKE_SAMPLES, len(data.x_test))
+    images = RawImages(tuple(data.x_test.paths(slice(0, n))), data.preprocess) \
+        if data.is_lazy and data.preprocess is not None else None
     key = cache.key("smoke", int8.sha256, target.name, target.threads, target.budget.as_dict(),
-                    sha256_file(RUNNER), data.fingerprint())
+                    sha256_file(RUNNER), sha256_file(IMAGE_IO), data.fingerprint())
     cache.run(f"smoke_{name}", where, key, [where / name / "manifest.json", where / f"{name}.tar.gz"],
-              lambda: make_bundle(int8.path, target, where / name, data.x_test[:8], data.y_test[:8]),
+              lambda: make_bundle(int8.path, target, where / name, data.x_test[:n], data.y_test[:n], images=images),
               str, lambda d: d)
     say(f"smoke bundle: {where / name} (copy {where / name}.tar.gz to the board; python3 {name}/run_smoke.py)")
     return str(where / name)

@@ -19,7 +19,8 @@ from .fsio import sha256_file
 from .records import TeacherInfo
 
 if TYPE_CHECKING:
-    from .data import Dataset
+    from .data import Dataset, ImageOptions
+    from .preprocess import Preprocess
     from .models.teachers import Teacher
 
 Progress = Callable[[str], None]
@@ -33,6 +34,7 @@ class TeacherSource:
     arch: str | None = None  # module:factory for a state_dict teacher
     outputs: str = "auto"  # "auto", "logits" or "probs"
     trust_pickle: bool = False  # DANGEROUS: unpickle torch files in full
+    input: str | None = None  # the teacher's input contract (--teacher-input text; see edgekd.preprocess)
 
 
 @dataclass(frozen=True)
@@ -41,15 +43,54 @@ class LoadedTeacher:
     info: TeacherInfo  # accuracy not yet measured
 
 
-def load_data(spec: str, *, seed: int, limit: int | None, unlabeled: str | None, say: Progress) -> "Dataset":
-    """Load and split ``spec``; say how many samples each split holds."""
+def load_data(spec: str, *, seed: int, limit: int | None, unlabeled: str | None, say: Progress,
+              images: "ImageOptions | None" = None, cache_dir: Path | None = None) -> "Dataset":
+    """Load and split ``spec``; say how many samples each split holds (and, for images, the input contract)."""
     from .data import load_dataset
 
-    data = load_dataset(spec, seed=seed, limit=limit, unlabeled=unlabeled)
+    data = load_dataset(spec, seed=seed, limit=limit, unlabeled=unlabeled, images=images, cache_dir=cache_dir,
+                        progress=say)
     unl = f" ({data.n_unlabeled} of them unlabelled: the teacher labels them)" if data.n_unlabeled else ""
     say(f"data: {len(data.x_train)} train{unl} / {len(data.x_val)} val / {len(data.x_test)} test, "
         f"{data.num_classes} classes, samples {data.input_shape}")
+    if data.preprocess is not None:
+        say(f"data: student input {data.preprocess.describe()}")
     return data
+
+
+def with_teacher_contract(source: TeacherSource, data: "Dataset", say: Progress) -> "Dataset":
+    """``data`` with the teacher's own view when its input contract differs from the student's: declared with
+    ``--teacher-input``, or read from an ONNX teacher's ``edgekd.preprocess`` metadata."""
+    from .preprocess import parse_teacher_input
+
+    pre = None
+    channels = data.preprocess.channels if data.preprocess is not None else data.input_shape[0]
+    if source.input:
+        pre = parse_teacher_input(source.input, channels)
+    elif len(source.paths) == 1 and data.is_lazy:
+        pre = declared_contract(source.paths[0])
+    if pre is None or pre == data.preprocess:
+        return data
+    say(f"teacher input: {pre.describe()}" + ("" if source.input else " (from the model's metadata)"))
+    return data.with_teacher_input(pre)
+
+
+def declared_contract(path: str) -> "Preprocess | None":
+    """The input contract an ONNX model carries in its metadata (``edgekd.preprocess``), if any."""
+    import json
+
+    from .errors import ConfigError
+    from .preprocess import META_KEY, Preprocess
+
+    if not str(path).lower().endswith(".onnx"):
+        return None
+    import onnx
+
+    try:
+        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        return Preprocess.from_dict(json.loads(props[META_KEY])) if META_KEY in props else None
+    except (ValueError, OSError, ConfigError):
+        return None  # unreadable metadata: the teacher is checked against the data like any other
 
 
 def load_teachers(source: TeacherSource, data: "Dataset", cache_dir: Path, say: Progress) -> tuple[LoadedTeacher, ...]:

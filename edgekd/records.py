@@ -24,6 +24,11 @@ class Checkpoint:
     config: dict[str, Any] = field(default_factory=dict)  # the StudentSpec and DistillConfig used
     version: int = RECORD_VERSION
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample as the student takes it (its input resolution)."""
+        return tuple(int(d) for d in self.config["student"]["input_shape"])
+
 
 @dataclass(frozen=True)
 class ExportedModel:

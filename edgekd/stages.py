@@ -78,6 +78,7 @@ def distill_student(data: "Dataset", spec: StudentSpec, config: DistillConfig, o
                       config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
                               "data": data.spec, "train_samples": len(data.x_train),
                               "unlabeled_samples": data.n_unlabeled,
+                              "preprocess": None if data.preprocess is None else data.preprocess.as_dict(),
                               "teacher": None if teacher is None else {"name": teacher.name, "kind": teacher.kind,
                                                                        "outputs": teacher.outputs},
                               "teachers": [{"name": t.name, "kind": t.kind} for t in teachers]})
@@ -130,9 +131,11 @@ def load_checkpoint(path: str | Path) -> tuple[Any, Checkpoint]:
 def export_student(model: Any, data: "Dataset", out_path: str | Path, *, samples: int = 256) -> ExportedModel:
     """ONNX export (dynamic batch) + simplification + parity against torch on held-out samples."""
     from .export.onnx import export_onnx
+    from .preprocess import META_KEY
 
     x = data.x_test[:samples]
-    exported = export_onnx(model, x, out_path)
+    meta = {META_KEY: data.preprocess.to_json()} if data.preprocess is not None else None
+    exported = export_onnx(model, x, out_path, metadata=meta)
     acc = accuracy_of(run_onnx_outputs(exported.path, data.x_test), data.y_test)
     return replace(exported, accuracy=acc)
 
@@ -144,10 +147,12 @@ def export_student_tflite(model: Any, data: "Dataset", out_path: str | Path, pre
     (seed 0); ``accuracy`` is LiteRT's top-1 on the whole test split."""
     from .export.tflite import export_tflite
     from .export.tflite_runtime import run_tflite
+    from .preprocess import META_KEY
 
     calib = data.calibration_samples(256, seed=0) if precision == "int8" else None
+    meta = {META_KEY: data.preprocess.to_json()} if data.preprocess is not None else None
     exported = export_tflite(model, data.x_test[:samples], out_path, precision=precision, converter=converter,
-                             calibration=calib, onnx_path=onnx_path)
+                             calibration=calib, onnx_path=onnx_path, metadata=meta)
     acc = accuracy_of(run_tflite(exported.path, data.x_test), data.y_test)
     return replace(exported, accuracy=acc)
 

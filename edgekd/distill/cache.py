@@ -1,7 +1,8 @@
 """Teacher outputs computed once per (teacher, data) and reused across epochs, students and runs.
 
-Valid only while nothing changes the inputs between epochs (edgekd applies no augmentation); the key is
-the teacher's identity (file hash or built-in recipe) and the data's content fingerprint.
+Valid only while nothing changes the inputs between epochs (with ``--augment`` the teacher runs per batch
+instead); the key is the teacher's identity (file hash or built-in recipe) and the fingerprint of the inputs it
+sees (its own view of the rows when the data carries one).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ def cached_teacher_logits(teacher: "Teacher", teacher_id: str, data: "Dataset", 
                           split: str = "train", progress: Callable[[str], None] | None = None) -> np.ndarray:
     """The teacher's logits on ``data.x_<split>`` (aligned row for row), from the cache when present."""
     say = progress or (lambda _m: None)
-    x = {"train": data.x_train, "val": data.x_val, "test": data.x_test}[split]
-    key = content_key("teacher-logits", teacher_id, teacher.outputs, data.fingerprint(), split)
+    view = data.teacher_view or data  # the teacher's own inputs for the same rows, when it has a contract
+    x = {"train": view.x_train, "val": view.x_val, "test": view.x_test}[split]
+    key = content_key("teacher-logits", teacher_id, teacher.outputs, view.fingerprint(), split)
     path = Path(cache_dir) / "teacher-logits" / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:

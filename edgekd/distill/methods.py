@@ -62,7 +62,7 @@ class MethodContext:
         if self.teacher_logits is None:
             if self.teacher is None:
                 raise ConfigError(f"method {self.config.method!r} needs a teacher", "pass --teacher")
-            self.teacher_logits = self.teacher.logits(self.data.x_train)
+            self.teacher_logits = self.teacher.logits((self.data.teacher_view or self.data).x_train)
         return self.teacher_logits
 
     def train(self, model: Any, config: "DistillConfig | None" = None, **kw: Any) -> Any:
@@ -111,9 +111,11 @@ def run_kd(ctx: MethodContext) -> Any:
     student alone with ``--loss ce``; ``--hint`` pairs add feature losses."""
     module = ctx.teacher.module if ctx.teacher is not None else None
     z = ctx.teacher_logits
-    if z is None and ctx.config.uses_kd_loss and module is None:
+    per_batch = ctx.config.augment != "none"  # every batch is a new view: the teacher runs on it
+    if z is None and ctx.config.uses_kd_loss and module is None and not per_batch:
         z = ctx.logits()  # a non-torch teacher: its logits once; a torch one runs per batch in the trainer
-    return ctx.train(ctx.student(), teacher_logits=z, teacher_module=module)
+    fn = ctx.teacher.logits if ctx.teacher is not None else None
+    return ctx.train(ctx.student(), teacher_logits=z, teacher_module=module, teacher_fn=fn)
 
 
 @method("feature")

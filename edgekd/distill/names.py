@@ -54,7 +54,7 @@ QAT_WEIGHT_SCHEMES = ("per-channel", "per-tensor")
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adamw", "sgd")
 WEIGHTINGS = ("fixed", "confidence")
-AUGMENTS = ("none", "mixup")
+AUGMENTS = ("none", "mixup", "crop-flip")
 
 
 def check_name(kind: str, name: str, known: "dict[str, object] | tuple[str, ...]") -> None:

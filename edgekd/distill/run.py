@@ -7,10 +7,11 @@ real data at all: the built-in Fashion-MNIST teacher and data-free distillation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from ..data.folder import ImageOptions
 from ..errors import ConfigError
 from ..records import Checkpoint
 from .config import DistillConfig
@@ -43,6 +44,8 @@ class DistillJob:
     limit: int | None = None
     unlabeled: str | None = None  # unlabelled training inputs: "rest" (what limit left out) or a data spec
     cache_dir: str | None = None
+    images: ImageOptions = field(default_factory=ImageOptions)  # folder: data (--image-size, --channels, ...)
+    teacher_input: str | None = None  # the teacher's input contract (--teacher-input)
 
     def __post_init__(self) -> None:
         if self.unlabeled is not None and self.data.strip().lower() in NO_DATA:
@@ -69,7 +72,7 @@ def run_distill(job: DistillJob, config: DistillConfig, progress: Callable[[str]
     from ..cache import default_cache_dir
     from ..fsio import ensure_dir
     from ..models.students import StudentSpec, default_family
-    from ..prepare import TeacherSource, load_data, load_teachers
+    from ..prepare import TeacherSource, load_data, load_teachers, with_teacher_contract
     from ..stages import distill_student
 
     say = progress or (lambda _m: None)
@@ -79,7 +82,8 @@ def run_distill(job: DistillJob, config: DistillConfig, progress: Callable[[str]
         data, teacher = _no_data(config, say)
         config = replace(config, method="data-free") if config.method == "kd" else config
     else:
-        data = load_data(job.data, seed=config.seed, limit=job.limit, unlabeled=job.unlabeled, say=lambda _m: None)
+        data = load_data(job.data, seed=config.seed, limit=job.limit, unlabeled=job.unlabeled, say=lambda _m: None,
+                         images=job.images, cache_dir=cache)
         teacher = None
         if data.n_unlabeled:
             say(f"data: {data.n_unlabeled} of {len(data.x_train)} training samples are unlabelled; the teacher's "
@@ -89,7 +93,9 @@ def run_distill(job: DistillJob, config: DistillConfig, progress: Callable[[str]
     method = METHODS[config.method]
     teachers: tuple[Teacher, ...] = ()
     if config.uses_teacher and teacher is None:
-        source = TeacherSource(job.teachers, job.teacher_arch, job.teacher_outputs, job.trust_pickle)
+        source = TeacherSource(job.teachers, job.teacher_arch, job.teacher_outputs, job.trust_pickle,
+                               job.teacher_input)
+        data = with_teacher_contract(source, data, say)
         teachers = tuple(lt.teacher for lt in load_teachers(source, data, cache, say))
         teacher = teachers[0]
         if len(teachers) > 1 and not method.several_teachers:
@@ -99,7 +105,7 @@ def run_distill(job: DistillJob, config: DistillConfig, progress: Callable[[str]
         say(f"data-free: {data.spec} is used only for its test split (reporting accuracy), never for training")
     logits = None
     if teacher is not None and method.precomputes_teacher and config.uses_kd_loss and not config.hints:
-        view = data.teacher_view if config.method == "cross-modal" else data
+        view = data.teacher_view or data
         if view is not None and (distributed is not None or view is not data):
             logits = _shared_logits(teacher, view, cache, distributed, say)
     return distill_student(data, spec, config, job.out, teacher=teacher, teacher_logits=logits, progress=say,

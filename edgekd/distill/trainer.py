@@ -54,14 +54,18 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) ->
 
 def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logits: np.ndarray | None = None,
           teacher_module: Any = None, progress: Progress | None = None, shard: tuple[int, int] = (0, 1),
-          on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None, device: Any = None) -> TrainResult:
+          on_epoch_end: Callable[[int, Any], np.ndarray | None] | None = None, device: Any = None,
+          teacher_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> TrainResult:
     """Train ``student``; ``shard=(rank, world)`` trains rank's share of every batch (DDP: ``student`` is
     wrapped in DistributedDataParallel by the caller, the global batch stays ``config.batch_size``);
     ``on_epoch_end(epoch, student)`` may return new teacher logits for the next epochs (self-distillation).
     ``device`` (a torch.device, default the CPU): where the student, and a teacher run per batch, compute; the
-    training arrays stay on the CPU and go over a batch at a time; the student comes back on the CPU."""
+    training arrays stay on the CPU and go over a batch at a time; the student comes back on the CPU.
+    ``teacher_fn``: the teacher on a numpy batch (e.g. an ONNX teacher), for ``--augment crop-flip`` when there is
+    no torch ``teacher_module``; the teacher sees ``data.teacher_view`` (its own input contract) when there is one."""
     import torch
 
+    from .augment import crop_flip_theta, warp
     from .device import moved
     from .hints import HintMatcher
     from .losses import LOSSES, loss_kwargs, warmup_epochs, warmup_factor
@@ -74,9 +78,21 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     loss_opts = loss_kwargs(loss_fn, config)
     _check_teacher_inputs(config, data, teacher_logits, teacher_module)
 
-    x_train = torch.from_numpy(data.x_train)
+    lazy = hasattr(data.x_train, "token")  # image folders: ImageRows read a batch at a time
+    x_train = data.x_train if lazy else torch.from_numpy(data.x_train)
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
     mix = config.augment == "mixup"  # function matching: the teacher labels each mixed batch as it is trained
+    crop = config.augment == "crop-flip"  # one random crop per sample, the same for the teacher's view
+    view = data.teacher_view  # the teacher's own inputs (size, normalisation, layout) for the same rows
+    if crop and (len(data.input_shape) != 3 or data.kind != "image"):
+        raise ConfigError(f"--augment crop-flip crops images, and {data.spec} has samples of shape {data.input_shape}",
+                          "use --augment none for this data")
+    if crop and config.uses_teacher and teacher_module is None and teacher_fn is None:
+        raise ConfigError("--augment crop-flip runs the teacher on every cropped batch, and no teacher was given "
+                          "to run", "pass --teacher, or use --augment none")
+    if (lazy or view is not None) and config.hints:
+        raise ConfigError("--hint reads teacher features on the student's own inputs; with image folders or a "
+                          "teacher input contract the teacher sees other inputs", "drop --hint for this data")
     if mix and config.uses_teacher and teacher_module is None:
         raise ConfigError("--augment mixup runs the teacher on every mixed batch and needs a PyTorch teacher",
                           "use a .pt/.pt2 teacher or the built-in one, or --augment none")
@@ -88,8 +104,8 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
         raise ConfigError(f"{data.n_unlabeled} training samples are unlabelled (--unlabeled) and loss "
                           f"{config.loss!r} has no teacher outputs to label them", "use a distillation loss "
                           "(e.g. --loss kd) or drop --unlabeled")
-    if mix:
-        teacher_logits = None  # outputs on the unmixed samples do not apply
+    if mix or crop:
+        teacher_logits = None  # outputs on the unmixed / uncropped samples do not apply
     t_train = torch.from_numpy(teacher_logits.astype(np.float32)) if teacher_logits is not None else None
 
     hints = None
@@ -115,6 +131,9 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     warm_steps = warmup_epochs(loss_fn, config) * steps_per_epoch
     mix_gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: the batch order stays the seed's
 
+    def rows(x: Any, idx: Any) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])) if hasattr(x, "token") else x[idx]
+
     best_acc, best_state, stale, history = -1.0, None, 0, []
     epoch = 0
     teacher_placed = contextlib.ExitStack()  # a teacher run per batch computes on the student's device meanwhile
@@ -128,15 +147,20 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
             running, seen = 0.0, 0
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size][shard[0]::shard[1]]
-                xb, yb = x_train[idx].to(dev), y_train[idx].to(dev)
+                xb, yb = rows(x_train, idx).to(dev), y_train[idx].to(dev)
+                tb = t_train[idx].to(dev) if t_train is not None else None
                 if mix:
                     xb, yb = _mixup(xb, yb, data.num_classes, mix_gen)
+                if crop:
+                    theta = crop_flip_theta(len(idx), mix_gen)
+                    if config.uses_teacher:
+                        tb = _teacher_on(view, idx, theta, xb, teacher_module, teacher_fn, rows, dev)
+                    xb = warp(xb, theta)
                 logits = student(xb)
-                tb = t_train[idx].to(dev) if t_train is not None else None
                 teacher_ran = tb is None and teacher_module is not None and config.uses_teacher
                 if teacher_ran:
                     with torch.no_grad():
-                        tb = teacher_module(xb)
+                        tb = teacher_module(xb if view is None else rows(view.x_train, idx).to(dev))
                 if unlabeled:
                     yb = torch.where(yb >= 0, yb, tb.argmax(1))
                 if warm_steps:
@@ -183,6 +207,22 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
 
 
 EXPLODING_GRAD_NORM = 1e6  # a total gradient norm above this (before clipping) means training has diverged
+
+
+def _teacher_on(view: Any, idx: Any, theta: Any, xb: Any, module: Any, fn: Any, rows: Any, dev: Any) -> Any:
+    """The teacher's outputs on the crop ``theta`` of its own view of rows ``idx`` (the student's batch ``xb``
+    when the teacher takes the student's inputs)."""
+    import torch
+
+    from .augment import warp
+
+    xt = xb if view is None else rows(view.x_train, idx).to(dev)
+    layout = view.preprocess.layout if view is not None and view.preprocess is not None else "NCHW"
+    xt = warp(xt, theta, layout)
+    with torch.no_grad():
+        if module is not None:
+            return module(xt)
+        return torch.from_numpy(fn(xt.cpu().numpy())).to(dev)
 
 
 def _mixup(xb: Any, yb: Any, num_classes: int, gen: Any) -> tuple[Any, Any]:

@@ -33,8 +33,10 @@ def export_onnx(model: "torch.nn.Module", sample: np.ndarray, out_path: str | Pa
                 simplify: bool = True, input_name: str = "input", output_name: str = "logits",
                 exporter: str = "auto", atol: float | None = PARITY_DEFAULTS["fp32"]["atol"],
                 min_agreement: float | None = PARITY_DEFAULTS["fp32"]["min_agreement"],
-                rtol: float | None = PARITY_DEFAULTS["fp32"]["rtol"]) -> ExportedModel:
-    """Export ``model`` to ``out_path`` as fp32 ONNX with a dynamic batch dimension.
+                rtol: float | None = PARITY_DEFAULTS["fp32"]["rtol"],
+                metadata: dict[str, str] | None = None) -> ExportedModel:
+    """Export ``model`` to ``out_path`` as fp32 ONNX with a dynamic batch dimension; ``metadata`` is written
+    into the model's ``metadata_props`` (e.g. the input contract, ``edgekd.preprocess``).
 
     ``sample`` is a batch ``(N, ...)`` of representative inputs: the first two trace the graph, all of them
     are used for the torch-vs-ONNX parity check (raises :class:`ParityError` when it fails; nothing is
@@ -56,6 +58,10 @@ def export_onnx(model: "torch.nn.Module", sample: np.ndarray, out_path: str | Pa
     input_shape = _graph_input_shape(proto)
     tool = f"torch.onnx {torch.__version__.split('+')[0]} ({used}, opset {written_opset})"
     tool += f" + {simplifier}" if simplifier else ""
+    if metadata:
+        import onnx
+
+        onnx.helper.set_model_props(proto, {**{p.key: p.value for p in proto.metadata_props}, **metadata})
     with atomic_path(out_path) as tmp_file:
         _save(proto, tmp_file)
         report = check_parity(reference, run_onnx(tmp_file, x), output=output_name,

@@ -43,7 +43,8 @@ MAX_CALIBRATION = 1000  # TensorFlow's converter calibrates sample by sample: mo
 def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | Path, *, precision: str = "fp32",
                   converter: str = "auto", calibration: np.ndarray | None = None,
                   onnx_path: str | Path | None = None,
-                  tolerances: dict[str, float | None] | None = None) -> ExportedModel:
+                  tolerances: dict[str, float | None] | None = None,
+                  metadata: dict[str, str] | None = None) -> ExportedModel:
     """Convert ``model`` to ``out_path`` (.tflite) at ``precision`` and prove parity with torch in LiteRT.
 
     ``sample``: held-out representative inputs ``(N, C, H, W)`` / ``(N, C, L)`` / ``(N, F)``, float; the first
@@ -64,6 +65,10 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
         reference = _torch_forward(model, x)
         with tempfile.TemporaryDirectory(prefix="edgekd-tflite-") as tmp:
             built = _first_passing(model, x, calib, precision, converter, onnx_src, reference, limits, Path(tmp))
+            if metadata:  # e.g. the input contract, in the flatbuffer's metadata table (ops untouched)
+                from .tflite_metadata import add_metadata
+
+                add_metadata(built["file"], metadata)
             built["io"], built["dtypes"] = tflite_io(built["file"]), tensor_dtypes(built["file"])
             with atomic_path(out_path) as tmp_file:
                 shutil.copyfile(built["file"], tmp_file)

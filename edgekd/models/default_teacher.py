@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from ..cache import content_key
 from ..distill.config import DistillConfig
 from ..fsio import atomic_path
-from .students import StudentSpec, data_kind, default_family
+from .students import FAMILY_FOR_KIND, StudentSpec, data_kind, default_family
 from .teachers import Teacher, torch_teacher
 
 if TYPE_CHECKING:
@@ -29,8 +29,11 @@ SHIPPED = {"fashion-mnist": "fashion_mnist_teacher.pt"}
 
 
 def teacher_spec(input_shape: tuple[int, ...], num_classes: int) -> StudentSpec:
-    width, depth = TEACHER_SIZE[data_kind(input_shape)]
-    return StudentSpec(default_family(input_shape), width, depth, tuple(input_shape), num_classes)
+    kind = data_kind(input_shape)
+    width, depth = TEACHER_SIZE[kind]
+    # plain conv nets train fastest on a CPU; at real resolution too (a stride-2 stem keeps compute small)
+    return StudentSpec(FAMILY_FOR_KIND.get(kind) or default_family(input_shape), width, depth, tuple(input_shape),
+                       num_classes)
 
 
 @dataclass(frozen=True)

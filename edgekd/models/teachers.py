@@ -13,7 +13,6 @@ constant, opaque object or sample input) is refused before torch reads it: nothi
 from __future__ import annotations
 
 import contextlib
-import importlib
 import io as _io
 import json
 import logging
@@ -184,17 +183,9 @@ def _load_torch(p: Path, arch: str | None, trust_pickle: bool = False) -> Teache
 
 
 def _factory(arch: str) -> Callable[[], Any]:
-    mod_name, _, fn_name = arch.partition(":")
-    if not mod_name or not fn_name:
-        raise TeacherError(f"bad --teacher-arch {arch!r}", "write module:factory, e.g. mypkg.models:resnet8")
-    try:
-        fn = getattr(importlib.import_module(mod_name), fn_name)
-    except (ImportError, AttributeError) as e:
-        raise TeacherError(f"--teacher-arch {arch} cannot be imported: {first_line(e)}",
-                           "check the module is on PYTHONPATH and defines the factory") from None
-    if not callable(fn):
-        raise TeacherError(f"--teacher-arch {arch} is not callable", "name a function that returns the model")
-    return fn
+    from ..factory import import_factory
+
+    return import_factory(arch, "--teacher-arch", TeacherError)
 
 
 def _load_pt2(p: Path, _arch: str | None, trust_pickle: bool = False) -> Teacher:

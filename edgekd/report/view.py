@@ -80,3 +80,18 @@ def pct(x: float | None) -> str:
 
 def limit(v: float | None, unit: str = "") -> str:
     return "none" if v is None else f"{v:g}{unit}"
+
+
+def input_contract(data: dict[str, Any]) -> str:
+    """What the report says of the input contract(s): the student's (the board feeds it) and the teacher's when
+    it has its own; '' for data held as arrays (no contract beyond the arrays)."""
+    student, teacher = data.get("preprocess"), data.get("teacher_input")
+    if not student:
+        return ""
+    text = (f"Input contract (the board must feed the model this way; the smoke bundle does it from raw images): "
+            f"{student['describe']}.")
+    if teacher:
+        text += f" The teacher saw the same images as {teacher['describe']}."
+    if data.get("bad_images"):
+        text += f" {data['bad_images']} unreadable image(s) were left out (--skip-bad-images)."
+    return text

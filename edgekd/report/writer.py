@@ -11,7 +11,7 @@ from .arm import arm_markdown
 from .html import to_html
 from .npu import npu_markdown
 from .search import search_markdown
-from .view import chosen_row, cold_start, latency_cells, slowest_ops
+from .view import chosen_row, cold_start, input_contract, latency_cells, slowest_ops
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -87,6 +87,8 @@ def to_markdown(r: dict[str, Any]) -> str:
               f"(T = {d['temperature']}, α = {d['alpha']}), {d['optimizer']} lr {d['lr']}, up to {d['epochs']} "
               f"epochs, early stop after {d['patience']}, seed {d['seed']}"
               + (f", hints {d['hints']} (β = {d['hint_weight']})" if d["hints"] else "") + ".", ""]
+    if input_contract(r["data"]):
+        lines += [input_contract(r["data"]), ""]
     env = r["environment"]
     lines += ["## Environment", "", ", ".join(f"{k} {v}" for k, v in env.items())
               + f"; benchmark threads {r.get('threads', 'n/a')}, seed {d['seed']}.", "",

@@ -1,7 +1,8 @@
 """On-device smoke-test bundles: write one, run one (here or under emulated ARM), unpack one safely.
 
 A bundle is a folder (and a ``.tar.gz`` of it, for copying to a board) holding the model, a handful of real input
-samples already in the model's own layout and dtype, the reference runtime's raw outputs for them (computed on this
+samples already in the model's own layout and dtype (and, for image data, the raw image files with the input
+contract and ``image_io.py``, so the board makes its inputs from the photos itself), the reference runtime's raw outputs for them (computed on this
 host), the tolerance for the model's precision, the expected labels, ``run_smoke.py`` (standard library + numpy +
 the device's runtime, Python 3.9+), a README and ``manifest.json`` with the sha256 of every file and the versions
 that made them.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,18 +26,24 @@ from ..errors import ConfigError, OutputError
 from ..fsio import atomic_path, ensure_dir, sha256_file, write_error
 
 if TYPE_CHECKING:
+    from ..preprocess import Preprocess
     from ..targets import TargetProfile
 
 RUNNER = Path(__file__).with_name("run_smoke.py")
+IMAGE_IO = Path(__file__).with_name("image_io.py")  # decoding + the contract's arithmetic, shipped with images
 RESULT = "result.json"  # what a run of a bundle writes beside run_smoke.py (on the board, or in place here)
 PI_LINES = ("tar -xzf {name}.tar.gz", "python3 -m pip install numpy ai-edge-litert   # or onnxruntime for .onnx",
             "python3 {name}/run_smoke.py")
 
 
 def make_bundle(model_path: str | Path, target: "TargetProfile", out_dir: str | Path, x: np.ndarray,
-                labels: np.ndarray | None = None, precision: str | None = None) -> Path:
+                labels: np.ndarray | None = None, precision: str | None = None, *,
+                images: "RawImages | None" = None) -> Path:
     """Write the bundle for ``model_path`` (.tflite or .onnx) into ``out_dir`` (replaced when it exists) and
-    ``out_dir.tar.gz``; ``x`` are channels-first float samples as the host runtimes take them."""
+    ``out_dir.tar.gz``; ``x`` are channels-first float samples as the host runtimes take them.
+
+    ``images``: the raw image files behind ``x`` and the input contract that made ``x`` from them; the bundle
+    then carries them, ``image_io.py`` and the contract, and its runner feeds the model from the raw files."""
     from ..emu.run import RUNTIMES, host_reference
 
     model = Path(model_path)
@@ -50,8 +58,10 @@ def make_bundle(model_path: str | Path, target: "TargetProfile", out_dir: str | 
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a folder", "pass a new folder for --out")
     ensure_dir(out.parent)
+    if images is not None and len(images.paths) != len(x):
+        raise ConfigError(f"{len(images.paths)} raw images for {len(x)} samples", "pass one image per sample")
     try:
-        _stage_bundle(model, runtime, target, out, feeds, raw, labels, x, out_quant, prec)
+        _stage_bundle(model, runtime, target, out, feeds, raw, labels, x, out_quant, prec, images)
     except OSError as e:  # no space left, read-only: one clear line; the staging folder is already removed
         raise write_error(e, out) or e from None
     with atomic_path(out.parent / f"{out.name}.tar.gz") as tmp, tarfile.open(tmp, "w:gz") as tar:
@@ -59,8 +69,42 @@ def make_bundle(model_path: str | Path, target: "TargetProfile", out_dir: str | 
     return out
 
 
+@dataclass(frozen=True)
+class RawImages:
+    """Raw image files and the contract (``Preprocess``) that turns each into the model's input."""
+
+    paths: tuple[str, ...]
+    preprocess: "Preprocess"
+
+
+def _feed_spec(model: Path, runtime: str, sample_shape: tuple[int, ...]) -> dict[str, Any]:
+    """How the runner turns a contract's float NCHW input into this model's feed: layout and int quantization."""
+    if runtime == "onnxruntime":
+        return {"layout": "NCHW", "dtype": "float32"}
+    from ..export.tflite_runtime import feed_layout, load_interpreter
+
+    inp = load_interpreter(model).get_input_details()[0]
+    shape, dtype = tuple(int(v) for v in inp["shape"]), np.dtype(inp["dtype"]).name
+    spec: dict[str, Any] = {"layout": "NHWC" if feed_layout(shape[1:], sample_shape) else "NCHW", "dtype": dtype}
+    if np.dtype(dtype).kind in "iu":
+        spec["scale"], spec["zero_point"] = float(inp["quantization"][0]), int(inp["quantization"][1])
+    return spec
+
+
+def _stage_images(stage: Path, images: RawImages, model: Path, runtime: str,
+                  sample_shape: tuple[int, ...]) -> dict[str, Any]:
+    names = []
+    for i, src in enumerate(images.paths):
+        name = f"image_{i:02d}{Path(src).suffix.lower()}"
+        shutil.copy2(src, stage / name)
+        names.append(name)
+    shutil.copy2(IMAGE_IO, stage / IMAGE_IO.name)
+    return {"images": names, "preprocess": images.preprocess.as_dict(), "feed": _feed_spec(model, runtime, sample_shape)}
+
+
 def _stage_bundle(model: Path, runtime: str, target: "TargetProfile", out: Path, feeds: np.ndarray, raw: np.ndarray,
-                  labels: np.ndarray | None, x: np.ndarray, out_quant: Any, prec: str) -> None:
+                  labels: np.ndarray | None, x: np.ndarray, out_quant: Any, prec: str,
+                  images: RawImages | None = None) -> None:
     """Write the bundle into a temporary folder beside ``out`` and swap it in; an existing ``out`` is replaced
     only once the new one is complete (it is kept when anything fails before)."""
     from .. import __version__
@@ -78,12 +122,14 @@ def _stage_bundle(model: Path, runtime: str, target: "TargetProfile", out: Path,
                     "precision": prec, "output_quantization": None if out_quant is None else list(out_quant)[-2:]}
         (stage / "expected.json").write_text(json.dumps(expected, indent=2))
         (stage / "README.txt").write_text(_readme(out.name, target, model, runtime, prec))
+        contract = _stage_images(stage, images, model, runtime, x.shape[1:]) if images is not None else {}
         files = {p.name: sha256_file(p) for p in sorted(stage.iterdir())}
         manifest = {"format": 1, "model": f"model{model.suffix}", "runtime": runtime, "precision": prec,
                     "target": getattr(target, "name", None), "threads": getattr(target, "threads", 1),
                     "budget_p90_ms": getattr(getattr(target, "budget", None), "p90_latency_ms", None),
                     "files": files, "source_model": str(model), "source_sha256": sha256_file(model),
-                    "made_by": {"edgekd": __version__, "python": sys.version.split()[0], **_versions()}}
+                    "made_by": {"edgekd": __version__, "python": sys.version.split()[0], **_versions()},
+                    **contract}
         (stage / "manifest.json").write_text(json.dumps(manifest, indent=2))
         shutil.rmtree(old, ignore_errors=True)
         if out.exists():

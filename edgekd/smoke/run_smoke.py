@@ -4,7 +4,8 @@
     python3 run_smoke.py [BUNDLE_DIR] [--strict] [--runs N] [--threads N] [--emulated]
 
 Needs only Python 3.9+, numpy and one runtime: ai_edge_litert, tflite_runtime or tensorflow (for .tflite),
-onnxruntime (for .onnx). Checks, in order: the manifest (sha256 of every file), that the model loads, that every
+onnxruntime (for .onnx); for a bundle with raw images, Pillow (without it the stored inputs are fed, and said).
+With raw images, the inputs are made here from them by the bundle's input contract (image_io.py). Checks, in order: the manifest (sha256 of every file), that the model loads, that every
 sample's output matches the reference within the bundle's tolerance and gives the same label, and times warm
 inferences (p50/p90) against the target's p90 budget (a warning unless --strict). Prints one PASS or FAIL line
 with the reasons, writes result.json next to this file, and exits 0 on PASS, 1 on FAIL.
@@ -114,6 +115,37 @@ def load_onnx(path, threads):
     return (lambda feed: sess.run([out], {name: feed})[0]), "onnxruntime " + ort.__version__
 
 
+def feeds_from_images(np, bundle, manifest, stored, result):
+    """The model's feeds made here from the bundle's raw images by its input contract (image_io.py: decode,
+    resize, crop, normalise), then laid out and quantized as the model takes them; the stored inputs when this
+    device has no Pillow (said in the result)."""
+    try:
+        sys.path.insert(0, bundle)
+        import image_io
+    except ImportError as e:  # Pillow is imported inside image_io.decode; this is numpy or the file itself
+        result["warnings"].append("raw images not used (%s); fed the stored inputs" % e)
+        return stored
+    pre, spec = manifest["preprocess"], manifest["feed"]
+    try:
+        pixels = np.stack([image_io.decode(os.path.join(bundle, name), pre["size"], pre["channels"])
+                           for name in manifest["images"]])
+    except ImportError:
+        result["warnings"].append("raw images not used (no Pillow on this device: pip install pillow); "
+                                  "fed the stored inputs")
+        return stored
+    x = image_io.to_input(pixels, pre["mean"], pre["std"], pre["order"], pre["layout"])
+    if spec["layout"] == "NHWC" and pre["layout"] == "NCHW":
+        x = x.transpose(0, 2, 3, 1)
+    dtype = np.dtype(spec["dtype"])
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        x = np.clip(np.round(x / spec["scale"] + spec["zero_point"]), info.min, info.max)
+    feeds = x.astype(dtype)[:, None]
+    result["inputs"] = "made on this device from %d raw images (%s)" % (len(feeds), ", ".join(manifest["images"][:3]))
+    result["input_max_difference"] = float(np.abs(feeds.astype(np.float64) - stored.astype(np.float64)).max())
+    return feeds
+
+
 def compare(np, expected, got, tol):
     """(max difference, passed) for one sample's output, per the bundle's tolerance rule."""
     if tol["kind"] == "steps":
@@ -180,6 +212,8 @@ def run(bundle, args, result):
         return "FAIL"
     result["runtime"] = runtime
     feeds = np.load(os.path.join(bundle, "inputs.npy"))
+    if manifest.get("images"):
+        feeds = feeds_from_images(np, bundle, manifest, feeds, result)
     refs = np.load(os.path.join(bundle, "reference_outputs.npy"))
     tol, labels = expected["tolerance"], expected["reference_labels"]
     worst, mismatched, wrong_label = 0.0, [], []

@@ -278,12 +278,12 @@ def test_folder_gray_and_rgb(tmp_path):
         for i in range(6):
             _png(tmp_path / "g" / cls / f"{i}.png", value=40 * i)
     (tmp_path / "g" / "ant" / ".DS_Store").write_bytes(b"junk")  # hidden files are skipped
-    d = load_dataset(f"folder:{tmp_path / 'g'}", seed=1)
+    d = load_dataset(f"folder:{tmp_path / 'g'}", seed=1, cache_dir=tmp_path / "c")
     assert d.class_names == ("ant", "cat") and d.input_shape == (1, 4, 5)
-    assert d.x_train.dtype == np.float32 and d.x_train.max() <= 200 / 255 + 1e-6
+    assert d.x_train.dtype == np.float32 and np.asarray(d.x_train).max() <= 200 / 255 + 1e-6
     assert len(d.x_train) + len(d.x_val) + len(d.x_test) == 12
     _png(tmp_path / "g" / "cat" / "rgb.png", mode="RGB")
-    assert load_dataset(f"folder:{tmp_path / 'g'}").input_shape == (3, 4, 5)
+    assert load_dataset(f"folder:{tmp_path / 'g'}", cache_dir=tmp_path / "c").input_shape == (3, 4, 5)
 
 
 def test_folder_errors(tmp_path):
@@ -292,21 +292,23 @@ def test_folder_errors(tmp_path):
             _png(tmp_path / "f" / cls / f"{i}.png")
     _png(tmp_path / "f" / "b" / "big.png", size=(9, 9))
     with pytest.raises(DataError) as e:
-        load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}", cache_dir=tmp_path / "c")
     msg = str(e.value)
     assert "big.png" in msg and "9x9" in msg and "5x4" in msg and "resize" in msg and "\n" not in msg
     (tmp_path / "f" / "b" / "big.png").unlink()
-    (tmp_path / "f" / "a" / "notes.txt").write_text("hello")
-    with pytest.raises(DataError, match=r"notes\.txt is not an image"):
-        load_dataset(f"folder:{tmp_path / 'f'}")
-    (tmp_path / "f" / "a" / "notes.txt").unlink()
+    (tmp_path / "f" / "a" / "notes.txt").write_text("hello")  # not an image by its suffix: ignored
+    assert len(load_dataset(f"folder:{tmp_path / 'f'}", cache_dir=tmp_path / "c").y_test) >= 1
+    (tmp_path / "f" / "a" / "notes.png").write_text("hello")  # an image by its name only: named
+    with pytest.raises(DataError, match=r"notes\.png cannot be decoded.*--skip-bad-images"):
+        load_dataset(f"folder:{tmp_path / 'f'}", cache_dir=tmp_path / "c")
+    (tmp_path / "f" / "a" / "notes.png").unlink()
     (tmp_path / "f" / "empty").mkdir()
     with pytest.raises(DataError, match="holds no images"):
-        load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}", cache_dir=tmp_path / "c")
     (tmp_path / "f" / "empty").rmdir()
     _png(tmp_path / "f" / "stray.png")
     with pytest.raises(DataError, match="outside any class sub-folder"):
-        load_dataset(f"folder:{tmp_path / 'f'}")
+        load_dataset(f"folder:{tmp_path / 'f'}", cache_dir=tmp_path / "c")
 
 
 # ---------------------------------------------------------------------------------- error cases
