@@ -66,23 +66,25 @@ def _draw(kind: str, size: tuple[int, int], rng: np.random.Generator):
 
 def make_image_folder(root: str | Path, classes: int = 3, per_class: int = 20, *, min_side: int = 48,
                       max_side: int = 160, mixed: bool = True, seed: int = 0, split: dict[str, int] | None = None,
-                      fmt: str = "jpg") -> Path:
+                      fmt: str = "jpg", shapes: tuple[str, ...] | None = None) -> Path:
     """Write the folder (see the module's doc) and return it; ``split={"train": n, "test": m}`` writes
-    ``root/train/<class>`` and ``root/test/<class>`` with n and m images per class instead."""
-    if not 1 <= classes <= len(SHAPES):
-        raise ValueError(f"classes must be in 1..{len(SHAPES)}")
+    ``root/train/<class>`` and ``root/test/<class>`` with n and m images per class instead; ``shapes`` picks the
+    classes from SHAPES (default: the first ``classes``)."""
+    shapes = tuple(shapes) if shapes else SHAPES[:classes]
+    if not shapes or any(k not in SHAPES for k in shapes):
+        raise ValueError(f"classes are shapes from {SHAPES}")
     rng = np.random.default_rng(seed)
     root = Path(root)
     parts = {"": per_class} if split is None else split
     for part, n in parts.items():
-        for k in range(classes):
-            folder = root / part / SHAPES[k] if part else root / SHAPES[k]
+        for kind in shapes:
+            folder = root / part / kind if part else root / kind
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
                 short = int(rng.integers(min_side, max_side + 1))
                 long = int(short * rng.uniform(1.0, 1.5))
                 size = (long, short) if rng.random() < 0.5 else (short, long)
-                im = _draw(SHAPES[k], size, rng)
+                im = _draw(kind, size, rng)
                 _save(im, folder / str(i), i if mixed else None, fmt)
     return root
 

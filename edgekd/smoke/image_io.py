@@ -46,12 +46,13 @@ def _convert(im, channels):
 def _resize_crop(im, size):
     from PIL import Image
 
+    # the sizes and offsets torchvision's Resize(size) + CenterCrop(size) compute, so a teacher trained with those
+    # transforms sees the same pixels here
     w, h = im.size
-    scale = size / float(min(w, h))
-    nw, nh = max(size, int(round(w * scale))), max(size, int(round(h * scale)))
+    nw, nh = (size, int(size * h / w)) if w <= h else (int(size * w / h), size)
     if (nw, nh) != (w, h):
         im = im.resize((nw, nh), Image.BILINEAR)
-    left, top = (nw - size) // 2, (nh - size) // 2
+    left, top = int(round((nw - size) / 2.0)), int(round((nh - size) / 2.0))
     return im.crop((left, top, left + size, top + size))
 
 
