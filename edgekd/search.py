@@ -239,7 +239,7 @@ def probe_latency(probe_specs: list[StudentSpec], target: "TargetProfile", data:
     for spec in probe_specs:
         model = build_student(spec).eval()
         x = rng.standard_normal((8, *spec.input_shape)).astype(np.float32)
-        calib = data.x_train[:64].astype(np.float32)
+        calib = data.for_shape(spec.input_shape).x_train[:64].astype(np.float32)
         d = work / spec.name
         d.mkdir(parents=True, exist_ok=True)
         if "onnxruntime" in target.runtimes:
@@ -253,7 +253,8 @@ def probe_latency(probe_specs: list[StudentSpec], target: "TargetProfile", data:
     say(f"search: probing {len(items)} random-weight int8 artifact(s) on {target.name}")
     from .backends import Job, Settings, backend_for
 
-    jobs = [Job(str(p), "int8", tuple(data.input_shape), data.x_test[:2]) for _r, _n, p in items]
+    by_name = {s.name: data.for_shape(s.input_shape) for s in probe_specs}
+    jobs = [Job(str(p), "int8", tuple(by_name[n].input_shape), by_name[n].x_test[:2]) for _r, n, p in items]
     figures = backend_for(target).figures(jobs, target, Settings(runs=50, warmup=5, emulated_runs=2))
     probes: dict[str, dict[str, tuple[float, float]]] = {}
     for (runtime, name, _p), fig in zip(items, figures):
