@@ -289,12 +289,12 @@ def distill(**kw: Any) -> None:
 def export(checkpoint: str, out: str, fmt: str | None, precision: str | None, converter: str | None,
            data: str | None) -> None:
     """Export a distilled student (student.json) to ONNX or TFLite, with a parity check against torch."""
-    from .data import load_dataset
+    from .prepare import load_data_as
     from .stages import export_student, export_student_tflite, load_checkpoint
 
     fmt = _export_format(out, fmt, precision, converter)
     model, ckpt = load_checkpoint(checkpoint)
-    ds = load_dataset(data or ckpt.config.get("data", "fashion-mnist"))
+    ds = load_data_as(data or ckpt.config.get("data", "fashion-mnist"), ckpt.config.get("preprocess"))
     built_for = tuple(ckpt.config["student"]["input_shape"])
     if tuple(ds.input_shape) != built_for:  # conv nets with global pooling would trace any size silently
         from .errors import ConfigError
@@ -348,8 +348,8 @@ def _export_format(out: str, fmt: str | None, precision: str | None, converter: 
 @click.option("--calibration-samples", type=int, default=256, show_default=True)
 def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, calibration_samples: int) -> None:
     """Static int8 quantization (QDQ) of an ONNX model with onnxruntime, checked against the fp32 model."""
-    from .data import load_dataset
     from .export.parity import run_onnx
+    from .prepare import declared_contract, load_data_as
     from .quantize.ort_int8 import OrtInt8Config
     from .stages import accuracy_of, quantize_student
 
@@ -361,8 +361,8 @@ def quantize(model: str, data: str, out: str, method: str, per_tensor: bool, cal
                           "--precision int8)")
     cfg = "search" if method == "search" else OrtInt8Config(method=method, per_channel=not per_tensor,
                                                             calibration_samples=calibration_samples)
-    ds = load_dataset(data)
     src = _existing_onnx(model)
+    ds = load_data_as(data, declared_contract(model))
     q = quantize_student(src, ds, out, cfg)
     fp32_acc = accuracy_of(run_onnx(model, ds.x_test), ds.y_test)
     click.echo(f"{out}: {q.size_bytes / 1e6:.3f} MB, int8 accuracy {q.accuracy:.4f} vs fp32 {fp32_acc:.4f}, "
@@ -528,13 +528,16 @@ def smoke() -> None:
 @click.option("--data", default="fashion-mnist", show_default=True, help="Data spec the samples come from (test split).")
 @click.option("--samples", type=int, default=8, show_default=True)
 def smoke_make(model: str, target: str, targets_dir: str | None, out: str, data: str, samples: int) -> None:
-    from .data import load_dataset
-    from .smoke.bundle import make_bundle
+    from .prepare import declared_contract, load_data_as
+    from .smoke.bundle import RawImages, make_bundle
     from .targets import load_target
 
     profile = load_target(target, targets_dir)
-    ds = load_dataset(data, seed=0)
-    path = make_bundle(model, profile, out, ds.x_test[:samples], ds.y_test[:samples])
+    pre = declared_contract(model)
+    ds = load_data_as(data, pre)
+    n = min(samples, len(ds.x_test))
+    images = RawImages(tuple(ds.x_test.paths(slice(0, n))), ds.preprocess) if ds.is_lazy else None
+    path = make_bundle(model, profile, out, ds.x_test[:n], ds.y_test[:n], images=images)
     click.echo(f"bundle: {path} (and {path}.tar.gz); on the board: python3 {path.name}/run_smoke.py")
 
 

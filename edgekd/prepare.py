@@ -76,21 +76,40 @@ def with_teacher_contract(source: TeacherSource, data: "Dataset", say: Progress)
 
 
 def declared_contract(path: str) -> "Preprocess | None":
-    """The input contract an ONNX model carries in its metadata (``edgekd.preprocess``), if any."""
+    """The input contract an ONNX or TFLite model carries in its metadata (``edgekd.preprocess``), if any."""
     import json
 
-    from .errors import ConfigError
     from .preprocess import META_KEY, Preprocess
 
-    if not str(path).lower().endswith(".onnx"):
-        return None
-    import onnx
-
+    suffix = str(path).lower().rsplit(".", 1)[-1]
     try:
-        props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        if suffix == "onnx":
+            import onnx
+
+            props = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        elif suffix == "tflite":
+            from .export.tflite_metadata import read_metadata
+
+            props = read_metadata(path)
+        else:
+            return None
         return Preprocess.from_dict(json.loads(props[META_KEY])) if META_KEY in props else None
-    except (ValueError, OSError, ConfigError):
-        return None  # unreadable metadata: the teacher is checked against the data like any other
+    except Exception:  # unreadable or foreign metadata: the model is checked against the data like any other
+        return None
+
+
+def load_data_as(spec: str, pre: "Preprocess | dict | None", seed: int = 0) -> "Dataset":
+    """Data for a model that has an input contract (image folders: its size and channels), e.g. to export or
+    quantize a student trained on ``folder:`` data; any other data as ``load_dataset`` loads it."""
+    from .data import ImageOptions, load_dataset, parse_spec
+    from .preprocess import Preprocess
+
+    if isinstance(pre, dict):
+        pre = Preprocess.from_dict(pre)
+    if pre is None or parse_spec(spec)[0] != "folder":
+        return load_dataset(spec, seed=seed)
+    images = ImageOptions(size=pre.size, channels="grey" if pre.channels == 1 else "rgb")
+    return load_dataset(spec, seed=seed, images=images)
 
 
 def load_teachers(source: TeacherSource, data: "Dataset", cache_dir: Path, say: Progress) -> tuple[LoadedTeacher, ...]:

@@ -31,6 +31,10 @@ def add_unlabeled(data, spec: str, left_out: Callable[[], np.ndarray]):
     text = spec.strip()
     if not text:
         raise ConfigError("--unlabeled is empty", "pass 'rest' (the samples --limit left out) or a data spec")
+    if data.is_lazy:
+        raise ConfigError("--unlabeled with image folders (folder:DIR) is not supported yet (the training split is "
+                          "read from the decode cache a batch at a time, not held in memory)",
+                          "put the unlabelled photos in the folder under their predicted class, or drop --unlabeled")
     if data.teacher_view is not None:
         raise ConfigError("--unlabeled with paired data is not supported (the teacher's view of the extra inputs "
                           "is unknown)", "drop --unlabeled, or use an unpaired data spec")

@@ -50,7 +50,8 @@ def train_mutual(build: Callable[[], Any], data: "Dataset", config: "DistillConf
             config.optimizer == "adamw" else
             torch.optim.SGD(p.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
                             weight_decay=config.weight_decay) for p in peers]
-    x, y = torch.from_numpy(data.x_train), torch.from_numpy(data.y_train.astype(np.int64))
+    x = torch.from_numpy(np.asarray(data.x_train))  # image folders: held in memory for this method (noted in README)
+    y = torch.from_numpy(data.y_train.astype(np.int64))
     steps = math.ceil(len(x) / config.batch_size)
     total = steps * config.epochs
     scheds = [torch.optim.lr_scheduler.LambdaLR(o, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))

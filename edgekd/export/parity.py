@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.image_rows import batchable
 from ..errors import ConfigError, ExportError, ParityError, first_line
 
 # Tolerances per precision of the candidate. ``atol=None`` and ``rtol=None``: the difference is reported, not checked.
@@ -150,7 +151,7 @@ def run_onnx(path: str | Path, x: np.ndarray, batch_size: int = 256, threads: in
     """Run the model's first input on ``x`` (``(N, ...)``) in batches; return its first output stacked."""
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}", "pass batch_size=1 or more")
-    x = np.asarray(x)
+    x = batchable(x)  # lazy image rows stay lazy: read a chunk at a time
     sess = make_session(path, threads)
     inp = sess.get_inputs()[0]
     dtype = _ORT_DTYPES.get(inp.type)

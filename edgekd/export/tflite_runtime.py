@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.image_rows import batchable
 from ..errors import ConfigError, ExportError, first_line
 
 LAYOUTS = ("auto", "channels_first", "channels_last")
@@ -109,7 +110,7 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1, layout: str = 
     tensors' own parameters) and a static batch (chunks of the model's batch, the last one padded).
     Outputs are returned as the model writes them (classifier logits ``(N, K)``).
     """
-    data = np.asarray(x)
+    data = batchable(x)  # lazy image rows stay lazy: read, transposed and fed a chunk at a time
     if data.ndim < 2 or data.shape[0] < 1 or not np.issubdtype(data.dtype, np.number):
         raise ConfigError(f"run_tflite needs a non-empty numeric batch (N, ...), got shape {data.shape}",
                           "pass float data with the batch dimension first")
@@ -120,12 +121,15 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1, layout: str = 
                           "use a single-input model")
     inp, out = inp[0], out[0]
     model_shape = tuple(int(s) for s in inp["shape"])
-    if feed_layout(model_shape[1:], data.shape[1:], layout):
-        data = to_channels_last(data)
-    step = _batch_step(interp, inp, model_shape, data)
+    last = feed_layout(model_shape[1:], data.shape[1:], layout)
+    sample = tuple(data.shape[1:])
+    if last and len(sample) >= 2:
+        sample = sample[1:] + sample[:1]
+    step = _batch_step(interp, inp, model_shape, len(data), sample)
     chunks = []
     for start in range(0, len(data), step):
-        chunk = data[start:start + step].astype(np.float32, copy=False)
+        chunk = np.asarray(data[start:start + step])
+        chunk = (to_channels_last(chunk) if last else chunk).astype(np.float32, copy=False)
         n = len(chunk)
         if n < step:
             chunk = np.concatenate([chunk, np.zeros((step - n,) + chunk.shape[1:], np.float32)])
@@ -139,13 +143,15 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1, layout: str = 
     return np.concatenate(chunks, axis=0)
 
 
-def _batch_step(interp, inp: dict, model_shape: tuple[int, ...], data: np.ndarray, dynamic_batch: int = 64) -> int:
-    """The batch the interpreter runs: the model's static batch, or up to ``dynamic_batch`` when it is dynamic."""
+def _batch_step(interp, inp: dict, model_shape: tuple[int, ...], n: int, sample: tuple[int, ...],
+                dynamic_batch: int = 64) -> int:
+    """The batch the interpreter runs: the model's static batch, or up to ``dynamic_batch`` when it is dynamic
+    (``n`` samples of shape ``sample`` as fed)."""
     signature = inp.get("shape_signature")
     if signature is not None and len(signature) and int(signature[0]) == -1:
-        step = min(dynamic_batch, len(data))
+        step = min(dynamic_batch, n)
         if model_shape[0] != step:
-            interp.resize_tensor_input(inp["index"], [step, *data.shape[1:]])
+            interp.resize_tensor_input(inp["index"], [step, *sample])
             interp.allocate_tensors()
         return step
     return max(1, model_shape[0])
