@@ -50,6 +50,7 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
 def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     from .backends import backend_for
     from .build_result import BuildResult, DataSummary
+    from .memory import release_free_memory
     from .cache import default_cache_dir
     from .candidate_stages import BuildContext, distill_candidate, export_candidate
     from .environment import environment
@@ -84,6 +85,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes, config.resolutions)
     with _timed(timings, "search", say):
         plan = _plan(config, target, data, specs, out, cache, cache_dir, say)
+    release_free_memory()  # the probes' conversion graphs: freed, handed back before training needs the room
     chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
     if not chosen:
         raise _nothing_can_fit(target, plan, out)
@@ -96,7 +98,9 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
         cdir = ensure_dir(out / "candidates" / spec.name)
         say(f"[{i}/{len(chosen)}] {spec.name}: distilling")
         ckpt = distill_candidate(ctx, spec, cdir, timed, say)
+        release_free_memory()  # training batches and activations
         deployables += export_candidate(ctx, ckpt, cdir, timed, say)
+        release_free_memory()  # conversion graphs
     candidates = judge(ctx, deployables, out, timed, say)
     say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
         + (" (--fresh)" if config.fresh else ""))

@@ -132,7 +132,13 @@ def load_teachers(source: TeacherSource, data: "Dataset", cache_dir: Path, say: 
                                                        kind=t.kind, sha256=digest)))
     for lt in loaded:
         if lt.teacher.kind != "checkpoint":
-            check_teacher_fits(lt.teacher, view)
+            try:
+                check_teacher_fits(lt.teacher, view)
+            except TeacherError as e:
+                if not data.is_lazy or data.teacher_view is not None:
+                    raise
+                raise TeacherError(e.cause, "declare the teacher's input with --teacher-input (e.g. imagenet, or "
+                                   "size=224,mean=0.485/0.456/0.406,std=0.229/0.224/0.225)") from None
     return tuple(loaded)
 
 

@@ -24,6 +24,11 @@ from ..records import ExportedModel
 METHODS = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
 FORMATS = {"qdq": "QDQ", "qoperator": "QOperator"}
 _CALIB_BATCH = 8  # samples per calibration run when the model's batch dimension is dynamic
+# onnxruntime's histogram calibrators (entropy, percentile) keep every intermediate tensor of every calibration
+# sample in memory before binning them: at 96 px a small MobileNetV2 holds ~3 MB per sample, so 256 samples
+# cost ~750 MB (benchmarks/real_resolution.py). They calibrate on at most this much activation data instead;
+# MinMax is streamed and is not capped. 28x28 students stay far under it (their results do not change).
+HISTOGRAM_MEMORY_BYTES = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,14 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as tmp:
         model_in: Path = _preprocess(src, Path(tmp) / "pre.onnx", notes)
+        if config.method != "minmax":
+            per_sample = activation_bytes_per_sample(model_in)
+            cap = max(16, HISTOGRAM_MEMORY_BYTES // max(1, per_sample))
+            if len(calib) > cap:
+                notes.append(f"{config.method} calibration on {cap} of {len(calib)} samples: onnxruntime's "
+                             f"histogram calibrator holds every activation ({per_sample / 2**20:.1f} MB a sample), "
+                             f"capped at {HISTOGRAM_MEMORY_BYTES // 2**20} MB")
+                calib = calib[:cap]
         q_path = Path(tmp) / "int8.onnx"
         batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else _CALIB_BATCH
         _quantize_static(model_in, q_path, _ArrayReader(name, calib, batch), config)
@@ -112,6 +125,26 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
     return ExportedModel(path=str(out), sha256=sha256_file(out), format="onnx", precision="int8",
                          size_bytes=out.stat().st_size, input_name=name, input_shape=tuple(shape),
                          output_name=out_name, tool=tool, parity=report.as_dict(), config=cfg)
+
+
+def activation_bytes_per_sample(path: Path) -> int:
+    """Bytes of every float tensor the graph computes for one sample (shape inference; unknown dims count 1)."""
+    import onnx
+
+    try:
+        proto = onnx.shape_inference.infer_shapes(onnx.load(str(path), load_external_data=False))
+    except Exception:
+        return 0
+    total = 0
+    for vi in list(proto.graph.value_info) + list(proto.graph.output):
+        t = vi.type.tensor_type
+        if t.elem_type != onnx.TensorProto.FLOAT or not t.HasField("shape"):
+            continue
+        n = 1
+        for d in t.shape.dim:
+            n *= d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else 1
+        total += 4 * n
+    return total
 
 
 def _model_io(path: Path) -> tuple[str, list[Any], str]:

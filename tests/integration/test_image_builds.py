@@ -176,6 +176,7 @@ def test_a_teacher_with_imagenet_normalisation_outside_the_model_keeps_its_accur
               "--family", "test_convnet", "--size", "1x1", "--teacher", str(onnx_path)]
     r = _run([*common, "--out", str(tmp_path / "no-contract")], env)
     assert r.returncode == 2 and "(3, 224, 224)" in r.stderr and "(3, 64, 64)" in r.stderr, r.stderr[-2000:]
+    assert "Fix: declare the teacher's input with --teacher-input" in r.stderr
 
     out = tmp_path / "run"
     r = _run([*common, "--teacher-input", "imagenet", "--augment", "crop-flip", "--out", str(out)], env)
