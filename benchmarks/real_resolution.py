@@ -96,8 +96,7 @@ def ladder(work: Path) -> dict:
                      "int8_size_mb": c["model_size_mb"], "pi4_estimate_ms": c["latency"]["judged_ms"],
                      "pi4_band_ms": c["latency"].get("band_ms"), "latency_kind": c["latency"]["kind"],
                      "epochs": len(hist), "epoch_s": [round(h["seconds"], 1) for h in hist]})
-    plan = [{k: p[k] for k in ("name", "macs", "decision", "reasons")} for p in report.get("search", {}).get(
-        "candidates", [])] if isinstance(report.get("search"), dict) else []
+    plan = report.get("search", {}).get("considered", [])
     return {"photos": 3000, "generate_s": made, "build_exit": code, "build_s": wall, "build_peak_rss_mb": rss / 2**20,
             "teacher_accuracy": report["teacher"]["accuracy"], "selected": report.get("selected"),
             "stage_seconds": json.loads((out / "manifest.json").read_text())["stage_seconds"],

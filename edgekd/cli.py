@@ -225,8 +225,10 @@ def _family(kw: dict[str, Any]) -> str | None:
     arch, family = kw.get("student_arch"), kw.get("family")
     if arch and family:
         raise ConfigError("--family and --student-arch both name the student", "pass one of them")
-    if arch and ":" not in arch:
-        raise ConfigError(f"bad --student-arch {arch!r}", "write module:factory, e.g. mypkg.nets:make_student")
+    if arch:  # imported now: a typo fails before any data is read or any teacher trained
+        from .factory import import_factory
+
+        import_factory(arch, "--student-arch", ConfigError)
     return arch or family
 
 

@@ -135,6 +135,13 @@ def _data_files(d: Path) -> None:
             p.parent.mkdir(parents=True, exist_ok=True)
             s = 12 if (k, i) == (1, 3) else 8
             Image.fromarray((rng.random((s, s)) * 255).astype(np.uint8)).save(p)
+    for k in range(2):  # a download cut short: c1/2.jpg
+        for i in range(4):
+            p = d / "truncated" / f"c{k}" / f"{i}.jpg"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray((rng.random((12, 16, 3)) * 255).astype(np.uint8)).save(p, quality=90)
+    cut = d / "truncated" / "c1" / "2.jpg"
+    cut.write_bytes(cut.read_bytes()[: len(cut.read_bytes()) // 2])
     for k, payload in enumerate((b"not an image", b"\x89PNG\r\n\x1a\n" + b"\0" * 20)):
         p = d / "not_images" / f"c{k}" / "a.png"
         p.parent.mkdir(parents=True, exist_ok=True)

@@ -50,9 +50,10 @@ class Case:
         return "api" if callable(self.args) else "cli"
 
 
-def _build(*extra: str, tdir: str = "{targets}", out: str = "{out}") -> tuple[str, ...]:
-    return ("build", "--target", "box", "--targets-dir", tdir, "--data", "digits", "--size", "0.25x1", "--epochs", "1",
-            "--bench-runs", "5", "--no-int8-search", "--cache-dir", "{cache}", "--out", out, *extra)
+def _build(*extra: str, tdir: str = "{targets}", out: str = "{out}", data: str = "digits",
+           extra_data: tuple[str, ...] = ()) -> tuple[str, ...]:
+    return ("build", "--target", "box", "--targets-dir", tdir, "--data", data, *extra_data, "--size", "0.25x1",
+            "--epochs", "1", "--bench-runs", "5", "--no-int8-search", "--cache-dir", "{cache}", "--out", out, *extra)
 
 
 def _teacher(name: str) -> tuple[str, ...]:
@@ -61,7 +62,8 @@ def _teacher(name: str) -> tuple[str, ...]:
 
 
 def _data(spec: str, *extra: str) -> tuple[str, ...]:
-    return ("distill", "--data", spec, "--loss", "ce", "--epochs", "1", "--out", "{out}", *extra)
+    return ("distill", "--data", spec, "--loss", "ce", "--epochs", "1", "--out", "{out}", "--cache-dir", "{cache}",
+            *extra)
 
 
 def _api_build(**kw: Any) -> Callable[[Bad, Path], Any]:
@@ -146,9 +148,23 @@ CASES = [
         f"npz:{b.root / 'files' / 'label_negative.npz'}"), r"y holds 1 negative labels \(e\.g\. -1\)",
          r"class indices 0\.\.K-1"),
     Case("folder-mixed-image-sizes", _data("folder:{files}/mixed_sizes"),
-         r"image .*c1/3\.png is 12x12 but the other images are 8x8", "resize all images"),
-    Case("folder-not-images", _data("folder:{files}/not_images"), r"is not an image Pillow can read",
-         "remove non-image files"),
+         r"image .*c1/3\.png is 12x12 but the other images are 8x8", "pass --image-size N"),
+    Case("folder-not-images", _data("folder:{files}/not_images"),
+         r"image .*c0/a\.png cannot be decoded \(UnidentifiedImageError", "--skip-bad-images"),
+    Case("folder-truncated-image", _data("folder:{files}/truncated", "--image-size", "8"),
+         r"image .*c1/2\.jpg cannot be decoded \(OSError: image file is truncated", "--skip-bad-images"),
+    Case("option-image-size-tiny", _data("folder:{files}/mixed_sizes", "--image-size", "4"),
+         r"--image-size 4 is outside 8\.\.4096 pixels", "--image-size 96"),
+    Case("option-teacher-input-malformed", _build("--teacher-input", "resnet", data="folder:{files}/mixed_sizes",
+                                                  extra_data=("--image-size", "8")),
+         r"unknown --teacher-input preset 'resnet'", "--teacher-input imagenet"),
+    Case("option-teacher-input-without-images", _build("--teacher-input", "imagenet"),
+         r"--teacher-input needs image folder data \(folder:DIR\), not 'digits'", "folder:DIR"),
+    Case("option-student-arch-unimportable", _build("--student-arch", "no_such_module:make_student"),
+         r"--student-arch no_such_module:make_student cannot be imported: No module named 'no_such_module'",
+         "PYTHONPATH"),
+    Case("option-resolution-tiny", _build("--resolution", "4"), r"--resolution \(4,\) is not a list of sizes",
+         "--resolution 96"),
     Case("unlabeled-rest-without-limit", _data("digits", "--unlabeled", "rest"),
          r"--unlabeled rest: --limit left no training sample out", "pass a --limit below"),
     Case("unlabeled-without-teacher", _data("digits", "--limit", "100", "--unlabeled", "rest"),

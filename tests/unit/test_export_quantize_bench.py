@@ -204,3 +204,20 @@ def test_importing_the_packages_does_not_import_heavy_libraries():
             "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_histogram_calibration_is_capped_by_activation_memory_minmax_is_not(trained, exported, tmp_path,
+                                                                             monkeypatch):
+    """onnxruntime's entropy/percentile calibrators hold every activation of every sample: edgekd calibrates them
+    on as many samples as fit HISTOGRAM_MEMORY_BYTES (and says so); MinMax streams and keeps all samples."""
+    import edgekd.quantize.ort_int8 as ort_int8
+
+    _, calib = trained
+    per_sample = ort_int8.activation_bytes_per_sample(exported.path)
+    assert 4 * (4 * 6 * 6 + 4 + 3) <= per_sample < 4096  # conv, relu, pool, fc outputs of the tiny net at 8x8
+    monkeypatch.setattr(ort_int8, "HISTOGRAM_MEMORY_BYTES", per_sample * 40)
+    q = quantize_onnx_int8(exported, calib[:128], tmp_path / "p.onnx", OrtInt8Config(method="percentile"))
+    assert q.config["calibration_samples_used"] == 40
+    assert any("percentile calibration on 40 of 128 samples" in n for n in q.config["notes"])
+    m = quantize_onnx_int8(exported, calib[:128], tmp_path / "m.onnx", OrtInt8Config(method="minmax"))
+    assert m.config["calibration_samples_used"] == 128 and not any("capped" in n for n in m.config["notes"])
