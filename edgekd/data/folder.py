@@ -132,6 +132,17 @@ def load_folder(root: str | Path, opts: ImageOptions, cache_dir: Path, say: Prog
     indexed = index_files(files, cache_dir, root, say)
     modes = [f.mode for f in indexed if f.mode != "?"]
     channels = CHANNELS[opts.channels] or (1 if modes and all(m in GRAY_MODES for m in modes) else 3)
+    readable = [f for f in indexed if f.mode != "?"]
+    if not readable and not opts.skip_bad:  # not one file opens: name the first, as decoding would
+        from ..smoke.image_io import decode
+        from .image_store import DECODE_ERRORS, undecodable
+
+        try:
+            decode(indexed[0].path, None, 3)
+        except DECODE_ERRORS as e:
+            raise undecodable(indexed[0].path, e) from None
+    if not readable:
+        raise DataError(f"no image in {root} could be decoded", "check the files are images Pillow can read")
     size, native = (opts.size, None) if opts.size else _common_size(indexed)
     store = ImageStore(str(root), tuple(indexed), channels, Path(cache_dir), opts.skip_bad, say, native_hw=native)
     store.pixels(size)  # decode now: unreadable files are named (or skipped) before any training

@@ -144,8 +144,6 @@ class ImageStore:
         return True
 
     def _decode(self, size: int | None, data: Path, meta: Path, row_shape: tuple[int, ...]) -> None:
-        from PIL import UnidentifiedImageError
-
         from ..smoke.image_io import decode
 
         n, t0, bad = len(self.files), time.perf_counter(), []
@@ -156,13 +154,10 @@ class ImageStore:
             for i, img in enumerate(self.files):
                 try:
                     px = decode(img.path, size, self.channels)
-                except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-                    reason = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+                except DECODE_ERRORS as e:
                     if not self.skip_bad:
-                        raise DataError(f"image {img.path} cannot be decoded ({reason})",
-                                        "re-save or remove the file, or pass --skip-bad-images to leave such "
-                                        "files out") from None
-                    bad.append(BadImage(img.path, reason))
+                        raise undecodable(img.path, e) from None
+                    bad.append(BadImage(img.path, reason_of(e)))
                     px = blank
                 f.write(np.ascontiguousarray(px).tobytes())
                 if (i + 1) % 5000 == 0 and i + 1 < n:
@@ -178,6 +173,19 @@ class ImageStore:
             more = f" and {len(bad) - 3} more" if len(bad) > 3 else ""
             self.say(f"data: skipped {len(bad)} unreadable image(s) (--skip-bad-images): {shown}{more}")
         self.bad = bad
+
+
+DECODE_ERRORS = (OSError, ValueError, SyntaxError)  # PIL.UnidentifiedImageError is an OSError
+
+
+def reason_of(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}".strip()
+
+
+def undecodable(path: str, e: BaseException) -> DataError:
+    """The one-line error for an image Pillow cannot decode."""
+    return DataError(f"image {path} cannot be decoded ({reason_of(e)})",
+                     "re-save or remove the file, or pass --skip-bad-images to leave such files out")
 
 
 def index_files(files: list[tuple[Path, int]], cache_dir: Path, root: Path, say: Progress) -> list[ImageFile]:
