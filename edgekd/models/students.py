@@ -60,6 +60,8 @@ class StudentSpec:
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["input_shape"] = list(self.input_shape)
+        if not self.show_resolution:  # records and cache keys of specs without it stay as they were
+            del d["show_resolution"]
         return d
 
 

@@ -101,16 +101,10 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="edgekd-quant-") as tmp:
         model_in: Path = _preprocess(src, Path(tmp) / "pre.onnx", notes)
-        if config.method != "minmax":
-            per_sample = activation_bytes_per_sample(model_in)
-            cap = max(16, HISTOGRAM_MEMORY_BYTES // max(1, per_sample))
-            if len(calib) > cap:
-                notes.append(f"{config.method} calibration on {cap} of {len(calib)} samples: onnxruntime's "
-                             f"histogram calibrator holds every activation ({per_sample / 2**20:.1f} MB a sample), "
-                             f"capped at {HISTOGRAM_MEMORY_BYTES // 2**20} MB")
-                calib = calib[:cap]
-        q_path = Path(tmp) / "int8.onnx"
         batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else _CALIB_BATCH
+        if config.method != "minmax":
+            calib = _histogram_samples(calib, model_in, batch, config.method, notes)
+        q_path = Path(tmp) / "int8.onnx"
         _quantize_static(model_in, q_path, _ArrayReader(name, calib, batch), config)
         with atomic_path(out_path) as tmp_file:
             shutil.copyfile(q_path, tmp_file)
@@ -125,6 +119,21 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
     return ExportedModel(path=str(out), sha256=sha256_file(out), format="onnx", precision="int8",
                          size_bytes=out.stat().st_size, input_name=name, input_shape=tuple(shape),
                          output_name=out_name, tool=tool, parity=report.as_dict(), config=cfg)
+
+
+def _histogram_samples(calib: np.ndarray, model: Path, batch: int, method: str, notes: list[str]) -> np.ndarray:
+    """The calibration samples a histogram calibrator gets: at most HISTOGRAM_MEMORY_BYTES of activations, and
+    whole batches (onnxruntime's histogram calibrators fail on a last, shorter batch: they stack the batches)."""
+    per_sample = activation_bytes_per_sample(model)
+    cap = max(2 * batch, HISTOGRAM_MEMORY_BYTES // max(1, per_sample))
+    n = min(len(calib), cap)
+    n = n // batch * batch if n >= batch else n
+    if n < len(calib):
+        why = (f"onnxruntime's histogram calibrator holds every activation ({per_sample / 2**20:.2f} MB a sample), "
+               f"capped at {HISTOGRAM_MEMORY_BYTES // 2**20} MB" if len(calib) > cap
+               else f"whole batches of {batch}: onnxruntime's histogram calibrators fail on a shorter last batch")
+        notes.append(f"{method} calibration on {n} of {len(calib)} samples: {why}")
+    return calib[:n]
 
 
 def activation_bytes_per_sample(path: Path) -> int:

@@ -215,9 +215,12 @@ def test_histogram_calibration_is_capped_by_activation_memory_minmax_is_not(trai
     _, calib = trained
     per_sample = ort_int8.activation_bytes_per_sample(exported.path)
     assert 4 * (4 * 6 * 6 + 4 + 3) <= per_sample < 4096  # conv, relu, pool, fc outputs of the tiny net at 8x8
-    monkeypatch.setattr(ort_int8, "HISTOGRAM_MEMORY_BYTES", per_sample * 40)
+    monkeypatch.setattr(ort_int8, "HISTOGRAM_MEMORY_BYTES", per_sample * 44)
     q = quantize_onnx_int8(exported, calib[:128], tmp_path / "p.onnx", OrtInt8Config(method="percentile"))
-    assert q.config["calibration_samples_used"] == 40
-    assert any("percentile calibration on 40 of 128 samples" in n for n in q.config["notes"])
+    used = q.config["calibration_samples_used"]
+    assert 16 <= used < 128 and used % 8 == 0  # whole batches of 8 (a shorter last one breaks onnxruntime's)
+    assert any(f"percentile calibration on {used} of 128 samples" in n and "capped" in n for n in q.config["notes"])
     m = quantize_onnx_int8(exported, calib[:128], tmp_path / "m.onnx", OrtInt8Config(method="minmax"))
     assert m.config["calibration_samples_used"] == 128 and not any("capped" in n for n in m.config["notes"])
+    odd = quantize_onnx_int8(exported, calib[:41], tmp_path / "e.onnx", OrtInt8Config(method="entropy"))
+    assert odd.config["calibration_samples_used"] == 40  # 41 failed in onnxruntime before (stacked batches)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edgekd.errors import ConfigError
-from edgekd.smoke.bundle import RUNNER, make_bundle, run_bundle, safe_extract
+from edgekd.smoke.bundle import IMAGE_IO, RUNNER, make_bundle, run_bundle, safe_extract
 from edgekd.targets import load_target
 from tests.conftest import EDGEKD
 
@@ -126,14 +126,17 @@ def test_the_budget_is_a_warning_unless_strict(bundle):
     assert r["status"] == "FAIL" and r["reasons"][0].startswith("budget: p90")
 
 
-def test_the_runner_is_python_3_9_and_imports_nothing_of_edgekd():
-    source = RUNNER.read_text()
+@pytest.mark.parametrize("shipped", [RUNNER, IMAGE_IO], ids=["run_smoke.py", "image_io.py"])
+def test_the_runner_is_python_3_9_and_imports_nothing_of_edgekd(shipped):
+    """What a bundle ships runs on the board's own Python: 3.9 syntax, the standard library, numpy, the runtime,
+    Pillow (for raw images), and image_io.py from the bundle itself."""
+    source = shipped.read_text()
     ast.parse(source, feature_version=(3, 9))  # a 3.10+ construct (match, X | Y in code...) would fail here
     tree = ast.parse(source)
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert "edgekd" not in imported and imported <= {"argparse", "hashlib", "json", "os", "platform", "sys", "time",
-                                                     "numpy", "onnxruntime"}
+                                                     "numpy", "onnxruntime", "image_io", "PIL"}
 
 
 @pytest.mark.parametrize("member", ["../evil.txt", "/tmp/evil.txt", "link"])
