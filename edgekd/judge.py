@@ -85,16 +85,18 @@ def figures(backend: Backend, deployables: list[Deployable], precisions: tuple[s
     return found
 
 
-def selection_figures(c: Candidate) -> Figures:
-    """What selection checks for one candidate: its deployed accuracy and the target backend's figures."""
+def selection_figures(c: Candidate, n_test: int = 0) -> Figures:
+    """What selection checks for one candidate: its deployed accuracy (measured on ``n_test`` test samples) and
+    the target backend's figures."""
     d, fig = c.deployable, c.latency
     return Figures(c.name, d.int8.accuracy, fig.judged_ms, c.memory_mb, d.int8.size_bytes / 1e6,
                    d.checkpoint.macs, d.checkpoint.params, sram_kib=fig.sram_kib, flash_kib=fig.flash_kib,
-                   cpu_fallback=fig.untimed_ops)
+                   cpu_fallback=fig.untimed_ops, n_test=n_test)
 
 
 def decide(candidates: list[Candidate], ctx: "BuildContext") -> tuple[Selection, list[Finding]]:
     """Selection on the judged figures, and the quantization guard's findings."""
     budget = ctx.target.budget
-    return (select([selection_figures(c) for c in candidates], budget),
+    n_test = len(ctx.data.y_test)  # every candidate's accuracy is measured on the whole test split
+    return (select([selection_figures(c, n_test) for c in candidates], budget),
             quantization_findings(candidates, budget.max_accuracy_drop))

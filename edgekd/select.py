@@ -1,15 +1,21 @@
 """Pure selection: candidates' figures + a budget -> the chosen student and the Pareto front.
 
 The rule: among candidates that meet every budget, the highest accuracy of the deployed (quantized)
-model wins; ties (within ``tie_tolerance``) go to the smaller model (fewer MACs), then the faster
-artifact (a student deployed in two runtimes), then the smaller file.
+model wins, up to the test split's sampling noise: candidates whose accuracy lies inside the 95% Wilson interval
+of the best one (``stats.wilson_interval``, from the test split's size ``n_test``) are statistically tied with it,
+and of those the one with the most headroom on the budget wins (the largest margin under the tightest of its
+latency, memory, size, SRAM and flash limits); then the smaller model (fewer MACs), the faster artifact, the
+smaller file. Without a test-split size (``n_test`` 0) only exact ties (within ``tie_tolerance``) are ties, and
+they go to the smaller model.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from .stats import wilson_interval
 from .targets import Budget
 
 
@@ -27,6 +33,7 @@ class Figures:
     sram_kib: float | None = None  # NPU targets: Vela's SRAM use (None where the target has no NPU)
     flash_kib: float | None = None  # NPU targets: Vela's flash use
     cpu_fallback: tuple[str, ...] = ()  # NPU targets: operators left to the CPU, whose time is unknown
+    n_test: int = 0  # test samples ``accuracy`` was measured on (0: unknown, no interval)
 
 
 @dataclass(frozen=True)
@@ -96,14 +103,39 @@ def select(figs: list[Figures], budget: Budget, tie_tolerance: float = 0.0) -> S
         closest = min(figs, key=lambda f: _relative_excess(viol[f.name]), default=None)
         reason = "no candidate meets every budget"
         return Selection(None, reason, viol, front, closest.name if closest else None)
-    best_acc = max(f.accuracy for f in fits)
-    tied = [f for f in fits if f.accuracy >= best_acc - tie_tolerance]
-    choice = min(tied, key=lambda f: (f.macs, f.p90_latency_ms, f.model_size_mb))
+    best = max(fits, key=lambda f: (f.accuracy, -f.macs, -f.p90_latency_ms, -f.model_size_mb))
+    if best.n_test > 0:
+        low, high = wilson_interval(best.accuracy, best.n_test)
+        tied = [f for f in fits if f.accuracy >= min(low, best.accuracy - tie_tolerance)]
+        choice = max(tied, key=lambda f: (headroom(f, budget)[0], -f.macs, -f.p90_latency_ms, -f.model_size_mb))
+    else:
+        tied = [f for f in fits if f.accuracy >= best.accuracy - tie_tolerance]
+        choice = min(tied, key=lambda f: (f.macs, f.p90_latency_ms, f.model_size_mb))
     others = len(fits) - 1
-    reason = (f"highest int8 accuracy ({choice.accuracy:.4f}) among the {len(fits)} candidate(s) that meet every "
-              f"budget" + (f"; ties within {tie_tolerance} go to the smaller model" if len(tied) > 1 else "")
-              + ("" if others else "; it is the only one that fits"))
+    if choice.accuracy < best.accuracy:
+        room, what = headroom(choice, budget)
+        reason = (f"statistically tied on int8 accuracy with the most accurate, {best.name} ({choice.accuracy:.4f} "
+                  f"vs {best.accuracy:.4f}: inside its 95% interval [{low:.4f}, {high:.4f}] on {best.n_test} test "
+                  f"samples), and the most headroom on the budget of the {len(tied)} tied"
+                  + (f" ({what} {room * 100:.0f}% under its limit)" if what else ""))
+    else:
+        reason = (f"highest int8 accuracy ({choice.accuracy:.4f}) among the {len(fits)} candidate(s) that meet every "
+                  f"budget" + (f"; of the {len(tied)} tied with it, the most budget headroom, then the smaller model"
+                               if len(tied) > 1 else "")
+                  + ("" if others else "; it is the only one that fits"))
     return Selection(choice.name, reason, viol, front)
+
+
+def headroom(fig: Figures, budget: Budget) -> tuple[float, str]:
+    """(the smallest relative margin under a limit, which limit): 1 - value / limit over the budgeted latency,
+    memory, model size, SRAM and flash; (inf, "") when the budget limits none of them."""
+    margins = []
+    for key, value in (("p90_latency_ms", fig.p90_latency_ms), ("peak_memory_mb", fig.peak_memory_mb),
+                       ("model_size_mb", fig.model_size_mb), ("sram_kib", fig.sram_kib), ("flash_kib", fig.flash_kib)):
+        limit = getattr(budget, key)
+        if limit is not None and value is not None and limit > 0:
+            margins.append((1.0 - value / limit, key))
+    return min(margins) if margins else (math.inf, "")
 
 
 def _relative_excess(vs: list[Violation]) -> float:

@@ -19,11 +19,14 @@ if TYPE_CHECKING:
 REPORT_VERSION = 2  # 2: latency as typed figures (judged, fp32, host), an estimate as one value with its band
 
 
-def candidate_row(c: "Candidate", selection: "Selection") -> dict[str, Any]:
+def candidate_row(c: "Candidate", selection: "Selection", n_test: int = 0) -> dict[str, Any]:
     d = c.deployable
     ckpt, fp32, int8 = d.checkpoint, d.fp32, d.int8
     violations = selection.violations.get(c.name, [])
     return {
+        "test_samples": n_test,  # what every accuracy below was measured on; its 95% Wilson interval beside it
+        "accuracy_int8_interval": _interval(int8.accuracy, n_test),
+        "accuracy_fp32_interval": _interval(ckpt.accuracy_fp32, n_test),
         "name": c.name, "student": ckpt.name, "runtime": d.runtime, "format": int8.format,
         "family": ckpt.family, "params": ckpt.params, "macs": ckpt.macs,
         "accuracy_fp32": ckpt.accuracy_fp32, "accuracy_onnx_fp32": fp32.accuracy, "accuracy_int8": int8.accuracy,
@@ -45,6 +48,14 @@ def candidate_row(c: "Candidate", selection: "Selection") -> dict[str, Any]:
     }
 
 
+def _interval(accuracy: float | None, n: int) -> list[float] | None:
+    from ..stats import wilson_interval
+
+    if accuracy is None or n <= 0 or accuracy != accuracy:  # data-free: no real test split
+        return None
+    return list(wilson_interval(accuracy, n))
+
+
 def _detail(c: "Candidate") -> dict[str, Any]:
     """The target backend's own record for the candidate, under the key the pages read (``arm``, ``npu``)."""
     fp32 = c.latency_fp32.detail if c.latency_fp32 is not None else None
@@ -61,7 +72,7 @@ def selection_dict(sel: "Selection") -> dict[str, Any]:
 
 def build_report_dict(result: "BuildResult") -> dict[str, Any]:
     sel, config, target = result.selection, result.config, result.target
-    rows = [candidate_row(c, sel) for c in result.candidates]
+    rows = [candidate_row(c, sel, result.data.test) for c in result.candidates]
     shown = sel.selected or sel.closest  # the operator profile shown first: the chosen (or closest) candidate
     profile = next((r["ops_profile"] for r in rows if r["name"] == shown and r.get("ops_profile")), None)
     plan = result.plan

@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from .view import chosen_row, latency_provenance, pct, slowest_ops
+from .view import chosen_row, interval, latency_provenance, pct, slowest_ops
 
 
 def provenance_section(r: dict[str, Any]) -> str:
@@ -28,11 +28,13 @@ def accuracy_section(r: dict[str, Any]) -> str:
     rows = [("teacher", t.get("accuracy"), f"{origin}; outputs treated as {escape(str(t.get('outputs')))}")]
     if c:
         rt = escape(str(c.get("runtime", "")))
-        rows += [("student fp32 (torch)", c.get("accuracy_fp32"), f"<code>{escape(c['student'])}</code>, torch eager"),
+        rows += [("student fp32 (torch)", c.get("accuracy_fp32"), f"<code>{escape(c['student'])}</code>, torch eager"
+                  + (f"; 95% interval {interval(c, 'accuracy_fp32')}" if interval(c, "accuracy_fp32") else "")),
                  ("student fp32 (exported)", c.get("accuracy_onnx_fp32"), f"fp32 file in {rt}"),
                  ("student int8 (deployed)", c.get("accuracy_int8"),
                   f"{escape(str(c.get('int8_scheme', '')))}, {rt}; argmax agreement with fp32 "
-                  f"{pct(c.get('int8_argmax_agreement'))}")]
+                  f"{pct(c.get('int8_argmax_agreement'))}"
+                  + (f"; 95% interval {interval(c)}" if interval(c) else ""))]
     body = "".join(f"<tr><td class=\"l\">{label}</td><td>{pct(v)}</td><td class=\"l\">{how}</td></tr>"
                    for label, v, how in rows)
     who = f" of <code>{escape(c['name'])}</code>" if c else ""

@@ -78,6 +78,12 @@ def pct(x: float | None) -> str:
     return "n/a" if x is None else f"{x * 100:.2f}%"
 
 
+def interval(c: dict[str, Any], key: str = "accuracy_int8") -> str:
+    """An accuracy's 95% interval as text, e.g. '[89.64-90.80]' (percent), or '' when the report has none."""
+    iv = c.get(f"{key}_interval")
+    return f"[{iv[0] * 100:.2f}-{iv[1] * 100:.2f}]" if iv else ""
+
+
 def limit(v: float | None, unit: str = "") -> str:
     return "none" if v is None else f"{v:g}{unit}"
 

@@ -11,7 +11,7 @@ from .arm import arm_markdown
 from .html import to_html
 from .npu import npu_markdown
 from .search import search_markdown
-from .view import chosen_row, cold_start, input_contract, latency_cells, slowest_ops
+from .view import chosen_row, cold_start, input_contract, interval, latency_cells, slowest_ops
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -53,9 +53,14 @@ def to_markdown(r: dict[str, Any]) -> str:
         mark = "**yes**" if c["within_budget"] else "no: " + "; ".join(c["budget_violations"])
         chosen = " ⭐" if c["name"] == r["selected"] else ""
         lines.append(f"| `{c['name']}`{chosen} | {c['params']:,} | {c['macs'] / 1e6:.2f} | {_pct(c['accuracy_fp32'])} "
-                     f"| {_pct(c['accuracy_int8'])} | {' | '.join(latency_cells(c['latency']))} "
+                     f"| {_pct(c['accuracy_int8'])} {interval(c)} | {' | '.join(latency_cells(c['latency']))} "
                      f"| {cold_start(c):.1f} | {latency_cells(c['latency_fp32'])[1]} "
                      f"| {c['peak_memory_mb']:.1f} | {c['model_size_mb']:.3f} | {mark} |")
+    n_test = next((c.get("test_samples") for c in r["candidates"] if c.get("test_samples")), None)
+    if n_test:
+        lines += ["", f"Accuracies are on the {n_test} test samples, with their 95% Wilson interval in brackets; "
+                  "candidates inside the best one's interval count as tied, and of those the one with the most "
+                  "budget headroom is chosen."]
     hows = {c.get("runtime", ""): c["latency"]["how"] for c in r["candidates"]}
     lines += [""] + [f"- How the latency was obtained ({rt or 'all'}): {how}." for rt, how in hows.items()] + [
               "",

@@ -179,7 +179,7 @@ def test_selection_picks_the_most_accurate_fitting_candidate(figs, budget):
         for v in viol[f.name]:
             assert isinstance(v, Violation)
             assert (v.value < v.limit) if v.budget == "min_accuracy" else (v.value > v.limit)
-    # order does not matter (up to exact ties, compared by figures)
+    # order does not matter (up to exact ties, compared by figures)  [n_test 0 here: the exact-tie rule]
     again = select(list(reversed(figs)), budget)
     key = {f.name: (f.accuracy, f.macs, f.p90_latency_ms, f.model_size_mb) for f in figs}
     assert (again.selected is None) == (sel.selected is None)
@@ -262,3 +262,24 @@ def test_report_writer_round_trips_and_escapes_any_text(tmp_path, fixture, descr
     run, again = regenerate(out)  # validated regeneration rewrites the same pages
     assert {p: p.read_text() for p in again.values()} == {p: t for p, t in before.items() if p.suffix != ".json"}
     assert load_run(out).report == r
+
+
+@SETTINGS
+@given(st.lists(_fig, min_size=1, max_size=8, unique_by=lambda f: f.name), _budget, st.integers(1, 100_000))
+def test_with_a_test_split_the_choice_is_tied_with_the_best_and_has_the_most_headroom(figs, budget, n):
+    from dataclasses import replace
+
+    from edgekd.select import headroom
+    from edgekd.stats import wilson_interval
+
+    figs = [replace(f, n_test=n) for f in figs]
+    sel = select(figs, budget)
+    fits = [f for f in figs if not violations(f, budget)]
+    assert (sel.selected is None) == (not fits)
+    if fits:
+        best = max(f.accuracy for f in fits)
+        low, _high = wilson_interval(best, n)
+        chosen = next(f for f in figs if f.name == sel.selected)
+        tied = [f for f in fits if f.accuracy >= low]
+        assert chosen in tied
+        assert headroom(chosen, budget)[0] == max(headroom(f, budget)[0] for f in tied)

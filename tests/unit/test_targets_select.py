@@ -87,3 +87,42 @@ def test_nothing_fits_names_closest_and_excess():
     desc = [v.describe() for v in violations(figs[0], b)]
     assert any("model_size_mb" in d and "2.00x" in d for d in desc)
     assert any("min_accuracy" in d and "5.00 points below" in d for d in desc)
+
+
+def test_wilson_interval_matches_known_values_and_narrows_with_n():
+    from edgekd.stats import wilson_interval
+
+    lo, hi = wilson_interval(0.9023, 10_000)  # half-width ~0.58 points at 90% on 10,000 samples
+    assert 0.8963 < lo < 0.8966 and 0.9079 < hi < 0.9082
+    assert wilson_interval(0.5, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)  # the textbook value
+    assert wilson_interval(1.0, 20)[1] == 1.0 and wilson_interval(1.0, 20)[0] == pytest.approx(0.8389, abs=1e-4)
+    assert wilson_interval(0.9, 0) == (0.0, 1.0)
+    widths = [wilson_interval(0.9, n)[1] - wilson_interval(0.9, n)[0] for n in (100, 1000, 10_000)]
+    assert widths == sorted(widths, reverse=True)
+
+
+def test_statistically_tied_accuracies_go_to_the_most_budget_headroom():
+    """90.23% vs 90.16% on 10,000 test images (7 images) is noise: the faster artifact wins and the reason says
+    so; 95% vs 90% is not, and the more accurate one wins however slow (within budget)."""
+    b = Budget(p90_latency_ms=10.0, min_accuracy=0.8)
+    slow = Figures("s@onnxruntime", 0.9023, 3.9, 10.0, 1.0, 44, 1, n_test=10_000)
+    fast = Figures("s@litert", 0.9016, 2.6, 10.0, 1.1, 44, 1, n_test=10_000)
+    sel = select([slow, fast], b)
+    assert sel.selected == "s@litert"
+    assert "statistically tied" in sel.reason and "[0.89" in sel.reason and "p90_latency_ms 74% under" in sel.reason
+    unknown_n = [Figures(f.name, f.accuracy, f.p90_latency_ms, f.peak_memory_mb, f.model_size_mb, f.macs, 1)
+                 for f in (slow, fast)]
+    assert select(unknown_n, b).selected == "s@onnxruntime"  # no test-split size: no interval, old rule
+    better = Figures("big", 0.95, 9.0, 10.0, 1.9, 400, 1, n_test=10_000)
+    assert select([slow, fast, better], b).selected == "big"
+    small_n = [Figures(f.name, f.accuracy, f.p90_latency_ms, 10.0, 1.0, f.macs, 1, n_test=100)
+               for f in (slow, fast, better)]
+    assert select(small_n, b).selected == "s@litert"  # on 100 samples 95% vs 90% is inside the noise too
+
+
+def test_headroom_is_the_tightest_budgeted_margin():
+    from edgekd.select import headroom
+
+    f = Figures("x", 0.9, 5.0, 48.0, 1.0, 1, 1)
+    assert headroom(f, Budget(p90_latency_ms=10.0, peak_memory_mb=64.0)) == (0.25, "peak_memory_mb")
+    assert headroom(f, Budget(min_accuracy=0.5)) == (float("inf"), "")
