@@ -42,8 +42,11 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 512) ->
 
     from .device import device_of
 
+    from ..data.image_rows import inference_batch
+
     model.eval()
     dev = device_of(model)
+    batch_size = inference_batch(tuple(x.shape[1:]), batch_size)
     correct = 0
     with torch.no_grad():
         for i in range(0, len(x), batch_size):

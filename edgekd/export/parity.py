@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.image_rows import batchable
+from ..data.image_rows import batchable, inference_batch
 from ..errors import ConfigError, ExportError, ParityError, first_line
 
 # Tolerances per precision of the candidate. ``atol=None`` and ``rtol=None``: the difference is reported, not checked.
@@ -160,7 +160,7 @@ def run_onnx(path: str | Path, x: np.ndarray, batch_size: int = 256, threads: in
                           "run_onnx feeds float data; use a model with a float input")
     _check_input_shape(inp.name, list(inp.shape), x.shape)
     fixed_batch = inp.shape[0] if isinstance(inp.shape[0], int) and inp.shape[0] > 0 else None
-    step = fixed_batch or batch_size
+    step = fixed_batch or inference_batch(tuple(x.shape[1:]), batch_size)
     out_name = sess.get_outputs()[0].name
     chunks = []
     for start in range(0, x.shape[0], step):

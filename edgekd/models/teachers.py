@@ -43,8 +43,10 @@ class Teacher:
 
         A model exported with a fixed batch (often 1) is fed chunks of that size, the last one padded."""
         self._check_sample_shape(tuple(x.shape[1:]))
+        from ..data.image_rows import inference_batch
+
         fixed = self.input_shape[0] if self.input_shape and isinstance(self.input_shape[0], int) else None
-        step = fixed if fixed and fixed > 0 else batch_size
+        step = fixed if fixed and fixed > 0 else inference_batch(tuple(x.shape[1:]), batch_size)
         outs = []
         for i in range(0, len(x), step):
             chunk = np.ascontiguousarray(x[i:i + step], dtype=np.float32)
