@@ -15,9 +15,7 @@ def add_metadata(path: str | Path, entries: dict[str, str]) -> None:
     from ai_edge_litert.tools import flatbuffer_utils as fb
 
     model = fb.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
-    model.metadata = [m for m in (model.metadata or []) if m.name.decode() not in entries] \
-        if model.metadata and isinstance(model.metadata[0].name, bytes) else \
-        [m for m in (model.metadata or []) if m.name not in entries]
+    model.metadata = [m for m in (model.metadata or []) if _name(m) not in entries]
     for name, value in entries.items():
         buf = schema.BufferT()
         buf.data = list(value.encode())
@@ -35,10 +33,15 @@ def read_metadata(path: str | Path) -> dict[str, str]:
     model = fb.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
     out = {}
     for m in model.metadata or []:
-        name = m.name.decode() if isinstance(m.name, bytes) else m.name
+        name = _name(m)
         data = model.buffers[m.buffer].data
         try:
             out[name] = bytes(bytearray(data if data is not None else b"")).decode()
         except UnicodeDecodeError:
             continue
     return out
+
+
+def _name(meta) -> str:
+    """A metadata entry's name (the flatbuffer object API gives bytes)."""
+    return meta.name.decode() if isinstance(meta.name, bytes) else str(meta.name)
