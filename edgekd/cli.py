@@ -530,11 +530,17 @@ def smoke() -> None:
 @click.option("--data", default="fashion-mnist", show_default=True, help="Data spec the samples come from (test split).")
 @click.option("--samples", type=int, default=8, show_default=True)
 def smoke_make(model: str, target: str, targets_dir: str | None, out: str, data: str, samples: int) -> None:
+    from pathlib import Path
+
     from .prepare import declared_contract, load_data_as
     from .smoke.bundle import RawImages, make_bundle
     from .targets import load_target
 
     profile = load_target(target, targets_dir)
+    if not Path(model).is_file():
+        from .errors import ConfigError
+
+        raise ConfigError(f"cannot bundle {model}: no such file", "pass an exported .onnx or .tflite model")
     pre = declared_contract(model)
     ds = load_data_as(data, pre)
     n = min(samples, len(ds.x_test))

@@ -113,7 +113,8 @@ def load_data_as(spec: str, pre: "Preprocess | dict | None", seed: int = 0) -> "
         pre = Preprocess.from_dict(pre)
     if pre is None or parse_spec(spec)[0] != "folder":
         return load_dataset(spec, seed=seed)
-    images = ImageOptions(size=pre.size, channels="grey" if pre.channels == 1 else "rgb")
+    # unreadable files are left out: the build that trained the model could only have run without them
+    images = ImageOptions(size=pre.size, channels="grey" if pre.channels == 1 else "rgb", skip_bad=True)
     return load_dataset(spec, seed=seed, images=images)
 
 
