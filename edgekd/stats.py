@@ -20,4 +20,5 @@ def wilson_interval(accuracy: float, n: int, z: float = Z95) -> tuple[float, flo
     z2 = z * z
     centre = (accuracy + z2 / (2 * n)) / (1 + z2 / n)
     half = z * math.sqrt(accuracy * (1 - accuracy) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # the interval always holds the observed proportion; min/max keep rounding (e.g. at 0 or 1) from moving it out
+    return (max(0.0, min(accuracy, centre - half)), min(1.0, max(accuracy, centre + half)))
