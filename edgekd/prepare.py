@@ -66,11 +66,7 @@ def with_teacher_contract(source: TeacherSource, data: "Dataset", say: Progress)
     pre = None
     channels = data.preprocess.channels if data.preprocess is not None else data.input_shape[0]
     if source.input:
-        if not data.is_lazy:
-            from .errors import ConfigError
-
-            raise ConfigError(f"--teacher-input needs image folder data (folder:DIR), not {data.spec!r}",
-                              "pass the images as folder:DIR, or drop --teacher-input")
+        data.require_images("--teacher-input")
         pre = parse_teacher_input(source.input, channels)
     elif len(source.paths) == 1 and data.is_lazy:
         pre = declared_contract(source.paths[0])

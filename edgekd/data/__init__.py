@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from .folder import ImageOptions
+from .image_rows import is_rows
 from .checks import check_x, check_y, count_classes, split_indices, split_sizes, to_float32
 from .idx import read_idx, read_idx_header, write_idx
 from .specs import DEFAULT_SPEC, SCHEMES, UNLABELED, load_raw, parse_spec
@@ -78,7 +79,7 @@ class Dataset:
             h.update(f"classes={self.num_classes}".encode())
             for name in _ARRAYS:
                 arr = getattr(self, name)
-                if hasattr(arr, "token"):  # ImageRows: the images' content, rows and contract, not their pixels
+                if is_rows(arr):  # ImageRows: the images' content, rows and contract, not their pixels
                     h.update(f"|{name}:rows:{arr.token()}|".encode())
                     continue
                 arr = np.ascontiguousarray(arr)
@@ -98,19 +99,26 @@ class Dataset:
     @property
     def is_lazy(self) -> bool:
         """Whether the splits are ImageRows read from the decode cache a batch at a time (image folders)."""
-        return hasattr(self.x_train, "token")
+        return is_rows(self.x_train)
 
     def at_size(self, size: int) -> "Dataset":
         """The same rows with images resized to ``size`` (a candidate's input resolution; image folders only)."""
-        if self.preprocess is None or not self.is_lazy:
-            raise ConfigError(f"--resolution needs image folder data (folder:DIR), not {self.spec!r}",
-                              "pass the images as folder:DIR, or drop --resolution")
+        self.require_images("--resolution")
         if size == self.preprocess.size:
             return self
-        pre = self.preprocess.at_size(size)
-        arrays = {n: getattr(self, n).with_preprocess(pre) for n in ("x_train", "x_val", "x_test")}
         # the teacher keeps seeing the rows as it did (its outputs were computed on that view)
-        return replace(self, preprocess=pre, teacher_view=self.teacher_view or self, **arrays)
+        return replace(self._viewed(self.preprocess.at_size(size)), teacher_view=self.teacher_view or self)
+
+    def require_images(self, option: str) -> None:
+        """ConfigError unless this is image-folder data (what ``option`` needs)."""
+        if self.preprocess is None or not self.is_lazy:
+            raise ConfigError(f"{option} needs image folder data (folder:DIR), not {self.spec!r}",
+                              f"pass the images as folder:DIR, or drop {option}")
+
+    def _viewed(self, pre: "Preprocess") -> "Dataset":
+        """The same rows through contract ``pre``."""
+        arrays = {n: getattr(self, n).with_preprocess(pre) for n in ("x_train", "x_val", "x_test")}
+        return replace(self, preprocess=pre, **arrays)
 
     def for_shape(self, input_shape: tuple[int, ...]) -> "Dataset":
         """This data as a model with ``input_shape`` takes it (another square size: ``at_size``)."""
@@ -124,14 +132,11 @@ class Dataset:
 
     def with_teacher_input(self, pre: "Preprocess") -> "Dataset":
         """The teacher sees the same rows through its own contract ``pre`` (size, mean/std, order, layout)."""
-        if not self.is_lazy or self.preprocess is None:
-            raise ConfigError(f"--teacher-input needs image folder data (folder:DIR), not {self.spec!r}",
-                              "pass the images as folder:DIR, or drop --teacher-input")
+        self.require_images("--teacher-input")
         if pre.channels != self.preprocess.channels:
             raise ConfigError(f"the teacher takes {pre.channels}-channel images but the data is read with "
                               f"{self.preprocess.channels}", "pass --channels rgb or grey to match the teacher")
-        arrays = {n: getattr(self, n).with_preprocess(pre) for n in ("x_train", "x_val", "x_test")}
-        return replace(self, teacher_view=replace(self, preprocess=pre, teacher_view=None, **arrays))
+        return replace(self, teacher_view=replace(self._viewed(pre), teacher_view=None))
 
     def __repr__(self) -> str:
         return (

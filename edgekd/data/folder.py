@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from .image_store import ImageStore
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".pgm",
                             ".pbm", ".pnm"})
@@ -47,7 +50,7 @@ class ImageOptions:
 class FolderData:
     """What a folder holds: the store, its train (and own test) rows, labels and class names."""
 
-    store: object  # ImageStore
+    store: "ImageStore"
     train_rows: np.ndarray
     test_rows: np.ndarray | None
     labels: np.ndarray  # per store row

@@ -36,10 +36,6 @@ class ImageRows:
     def ndim(self) -> int:
         return 4
 
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape)) * 4
-
     def __len__(self) -> int:
         return len(self.rows)
 
@@ -54,9 +50,6 @@ class ImageRows:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[:]
         return out if dtype is None else out.astype(dtype, copy=False)
-
-    def astype(self, dtype: Any, copy: bool = True) -> np.ndarray:
-        return np.asarray(self).astype(dtype, copy=False)
 
     # views ---------------------------------------------------------------------------------------------------
     def raw(self, store_rows: np.ndarray) -> np.ndarray:

@@ -68,6 +68,7 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     no torch ``teacher_module``; the teacher sees ``data.teacher_view`` (its own input contract) when there is one."""
     import torch
 
+    from ..data.image_rows import is_rows
     from .augment import crop_flip_theta, warp
     from .device import moved
     from .hints import HintMatcher
@@ -81,7 +82,7 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     loss_opts = loss_kwargs(loss_fn, config)
     _check_teacher_inputs(config, data, teacher_logits, teacher_module)
 
-    lazy = hasattr(data.x_train, "token")  # image folders: ImageRows read a batch at a time
+    lazy = data.is_lazy  # image folders: ImageRows read a batch at a time
     x_train = data.x_train if lazy else torch.from_numpy(data.x_train)
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
     mix = config.augment == "mixup"  # function matching: the teacher labels each mixed batch as it is trained
@@ -135,7 +136,7 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     mix_gen = torch.Generator().manual_seed(config.seed + 1)  # its own stream: the batch order stays the seed's
 
     def rows(x: Any, idx: Any) -> Any:
-        return torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])) if hasattr(x, "token") else x[idx]
+        return torch.from_numpy(np.ascontiguousarray(x[idx.numpy()])) if is_rows(x) else x[idx]
 
     best_acc, best_state, stale, history = -1.0, None, 0, []
     epoch = 0
