@@ -17,8 +17,9 @@ for arg in "$@"; do
 done
 
 APT_PACKAGES=(dataset-fashion-mnist qemu-user gcc libc6-dev xz-utils)
-# --dev: Debian's chromium, the real headless browser the tests open report.html in (console errors, screenshot)
-if [ "$DEV" -eq 1 ]; then APT_PACKAGES+=(chromium); fi
+# --dev: Debian's chromium, the real headless browser the tests open report.html in (console errors, screenshot),
+# and openssh-server, the real sshd the board-measurement tests start on 127.0.0.1 (never as a system service)
+if [ "$DEV" -eq 1 ]; then APT_PACKAGES+=(chromium openssh-server); fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -70,14 +70,32 @@ def mobilenet_v1(shape, n):
     return nn.Sequential(*layers, _classifier(c, n))
 
 
-def mobilenet_v2(shape, n):
+def mobilenet_v2(shape, n, width: float = 1.0):
+    """MobileNet V2 at a width multiplier (channels rounded to 8; the last conv keeps 1280 below width 1, as in
+    the paper's and TF-slim's models)."""
     cfg = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1)]
-    layers, c = [conv_bn(shape[0], 32, 3, 2, act=nn.ReLU6)], 32
+    c = _div8(32 * width)
+    layers = [conv_bn(shape[0], c, 3, 2, act=nn.ReLU6)]
     for t, cout, reps, s in cfg:
         for i in range(reps):
-            layers.append(InvertedResidual(c, cout, t, 3, s if i == 0 else 1))
-            c = cout
-    return nn.Sequential(*layers, conv_bn(c, 1280, 1, act=nn.ReLU6), _classifier(1280, n))
+            layers.append(InvertedResidual(c, _div8(cout * width), t, 3, s if i == 0 else 1))
+            c = _div8(cout * width)
+    last = _div8(1280 * width) if width > 1.0 else 1280
+    return nn.Sequential(*layers, conv_bn(c, last, 1, act=nn.ReLU6), _classifier(last, n))
+
+
+def mobilenet_v3_large(shape, n):
+    RE, HS = nn.ReLU, nn.Hardswish  # (kernel, expanded, out, SE, activation, stride), torchvision's table
+    cfg = [(3, 16, 16, False, RE, 1), (3, 64, 24, False, RE, 2), (3, 72, 24, False, RE, 1),
+           (5, 72, 40, True, RE, 2), (5, 120, 40, True, RE, 1), (5, 120, 40, True, RE, 1),
+           (3, 240, 80, False, HS, 2), (3, 200, 80, False, HS, 1), (3, 184, 80, False, HS, 1),
+           (3, 184, 80, False, HS, 1), (3, 480, 112, True, HS, 1), (3, 672, 112, True, HS, 1),
+           (5, 672, 160, True, HS, 2), (5, 960, 160, True, HS, 1), (5, 960, 160, True, HS, 1)]
+    layers, c = [conv_bn(shape[0], 16, 3, 2, act=HS)], 16
+    for k, hid, cout, se, act, s in cfg:
+        layers.append(InvertedResidual(c, cout, 0, k, s, act, se, hidden=hid))
+        c = cout
+    return nn.Sequential(*layers, conv_bn(c, 960, 1, act=HS), _classifier(960, n, hidden=1280, act=HS))
 
 
 def mobilenet_v3_small(shape, n):
@@ -120,6 +138,29 @@ def resnet18(shape, n):
     for cout, s in [(64, 1), (128, 2), (256, 2), (512, 2)]:
         layers += [BasicBlock(c, cout, s), BasicBlock(cout, cout, 1)]
         c = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n))
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50's block: 1x1 reduce, 3x3 (stride here, as torchvision's V1.5), 1x1 expand x4, skip."""
+
+    def __init__(self, cin: int, mid: int, s: int) -> None:
+        super().__init__()
+        self.block = nn.Sequential(conv_bn(cin, mid, 1), conv_bn(mid, mid, 3, s), conv_bn(mid, 4 * mid, 1, act=None))
+        self.down = (nn.Sequential(nn.Conv2d(cin, 4 * mid, 1, s, bias=False), nn.BatchNorm2d(4 * mid))
+                     if s != 1 or cin != 4 * mid else nn.Identity())
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.block(x) + self.down(x))
+
+
+def resnet50(shape, n):
+    layers, c = [conv_bn(shape[0], 64, 7, 2), nn.MaxPool2d(3, 2, 1)], 64
+    for mid, reps, s in [(64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)]:
+        for i in range(reps):
+            layers.append(Bottleneck(c, mid, s if i == 0 else 1))
+            c = 4 * mid
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, n))
 
 
@@ -251,8 +292,10 @@ _IMG, _IMG_SMALL = (3, 224, 224), (3, 96, 96)
 ARCHS: dict[str, Arch] = {
     "mobilenet_v1": Arch(mobilenet_v1, _IMG, _IMG_SMALL, 1000, "width 1.0, ReLU"),
     "mobilenet_v2": Arch(mobilenet_v2, _IMG, _IMG_SMALL, 1000, "width 1.0, ReLU6"),
+    "mobilenet_v3_large": Arch(mobilenet_v3_large, _IMG, _IMG_SMALL, 1000, "hardswish, SE with hardsigmoid"),
     "mobilenet_v3_small": Arch(mobilenet_v3_small, _IMG, _IMG_SMALL, 1000, "hardswish, SE with hardsigmoid"),
     "efficientnet_lite0": Arch(efficientnet_lite0, _IMG, _IMG_SMALL, 1000, "MBConv, no SE, ReLU6"),
+    "resnet50": Arch(resnet50, _IMG, _IMG_SMALL, 1000, "Bottleneck x [3,4,6,3] (V1.5)"),
     "resnet18": Arch(resnet18, _IMG, _IMG_SMALL, 1000, "BasicBlock x [2,2,2,2]"),
     "squeezenet1_1": Arch(squeezenet1_1, _IMG, _IMG_SMALL, 1000, "Fire modules, ceil_mode max-pool"),
     "shufflenet_v2_x0_5": Arch(shufflenet_v2_x0_5, _IMG, _IMG_SMALL, 1000, "split/concat + channel shuffle"),

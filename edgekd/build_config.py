@@ -42,6 +42,7 @@ class BuildConfig:
     # every size given with --size)
     time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
     search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
+    board: str | None = None  # ssh://user@host[:port]: judge the artifacts by measuring them on this board
     command: str = ""  # the command line that started the build, for the report
 
     def __post_init__(self) -> None:

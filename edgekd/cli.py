@@ -97,9 +97,11 @@ def _distill_options(f):
         click.option("--batch-size", type=int, default=128, show_default=True),
         click.option("--patience", type=int, default=3, show_default=True, help="Early-stopping patience (epochs)."),
         click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", type=click.Choice(TRAIN_DEVICES), default="cpu", show_default=True,
-                     help="Where students train: cpu, cuda (needs a CUDA build of torch) or auto (cuda when torch "
-                     "sees a GPU). Under torchrun with cuda each rank takes GPU LOCAL_RANK and ranks sync over NCCL."),
+        click.option("--device", "device", multiple=True, callback=_devices, metavar="cpu|cuda|auto|ssh://...",
+                     help="Where students train: cpu (default), cuda (needs a CUDA build of torch) or auto (cuda when "
+                     "torch sees a GPU); under torchrun with cuda each rank takes GPU LOCAL_RANK and ranks sync over "
+                     "NCCL. build also takes the board to measure on: ssh://user@host[:port] (repeat --device for "
+                     "both)."),
         click.option("--limit", type=int, default=None, help="Use at most this many training samples."),
         click.option("--unlabeled", default=None, metavar="SPEC",
                      help="Add unlabelled training inputs for distillation (the teacher labels them): 'rest' = the "
@@ -110,6 +112,22 @@ def _distill_options(f):
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _devices(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, str | None]:
+    """--device values -> (training device, board address or None)."""
+    train, board = [], []
+    for v in values:
+        (board if v.startswith("ssh://") else train).append(v)
+    bad = [v for v in train if v not in TRAIN_DEVICES]
+    if bad or len(train) > 1 or len(board) > 1:
+        raise click.BadParameter(f"{', '.join(values)}: give at most one of {', '.join(TRAIN_DEVICES)} and at most "
+                                 "one ssh://user@host[:port]", param_hint="--device")
+    if board:
+        from .board.ssh import parse_device
+
+        parse_device(board[0])  # a malformed address fails before any work
+    return (train[0] if train else "cpu", board[0] if board else None)
 
 
 def _distill_config(kw: dict[str, Any], default_epochs: int):
@@ -125,7 +143,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          qat_weights=kw["qat_weights"], qat_bn_epochs=kw["qat_bn_epochs"],
                          epochs=default_epochs if kw["epochs"] is None else kw["epochs"], optimizer=kw["optimizer"], lr=kw["lr"],
                          batch_size=kw["batch_size"], patience=kw["patience"], seed=kw["seed"],
-                         device=kw["device"])
+                         device=kw["device"][0])
     if config.device != "cpu":  # refuse --device cuda without CUDA before any data or teacher is loaded
         from .distill.device import resolve
 
@@ -195,7 +213,7 @@ def build(**kw: Any) -> None:
                       unlabeled=kw["unlabeled"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
-                      fresh=kw["fresh"], retime=kw["retime"], command=_command_line())
+                      fresh=kw["fresh"], retime=kw["retime"], board=kw["device"][1], command=_command_line())
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
     lat = sel["latency"]
@@ -258,6 +276,11 @@ def distill(**kw: Any) -> None:
     from .distill.ddp import from_env
     from .distill.run import DistillJob, parse_class_map, run_distill
 
+    if kw["device"][1]:
+        from .errors import ConfigError
+
+        raise ConfigError(f"--device {kw['device'][1]} names a board: distill only trains",
+                          "measure on a board with `edgekd build --device ssh://...` or `edgekd bench`")
     config = _distill_config(kw, 5)
     job = DistillJob(data=kw["data"], out=kw["out"], width=kw["width"], depth=kw["depth"], family=kw["family"],
                      teachers=tuple(kw["teacher"]), teacher_arch=kw["teacher_arch"],
@@ -406,8 +429,12 @@ def _existing_onnx(path: str):
               "(e.g. raspberrypi: arm-emu, emulated instruction counts) or an Ethos-U target (e.g. ethos-u55-128: "
               "npu-emu, Vela).")
 @click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
+@click.option("--device", default=None, metavar="ssh://user@host[:port]",
+              help="Measure on this board over SSH (its own Python and runtime; ~/.ssh/config applies): p50/p90/p99, "
+              "cold start, peak memory, the board's description, the emulated estimate beside them; the "
+              "measurement is stored for `edgekd calibrate`. Threads: the --target's, else --threads.")
 def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None, target: str | None,
-          targets_dir: str | None) -> None:
+          targets_dir: str | None, device: str | None) -> None:
     """Measure an ONNX or .tflite model on this CPU (separate process): latency percentiles, cold start, memory.
 
     A .tflite model runs in LiteRT with its own static input shape and dtype; anything else is read as ONNX.
@@ -423,6 +450,26 @@ def bench(model: str, threads: int, runs: int, warmup: int, json_out: str | None
     from .bench.host import bench_onnx_host, bench_tflite_host
     from .fsio import write_json_atomic
 
+    if device is not None:
+        from dataclasses import replace
+
+        from .backends.board import describe as describe_board
+        from .board.bench import bench_on_board
+        from .board.ssh import parse_device
+        from .targets import load_target
+
+        parse_device(device)  # a malformed address fails before anything else
+        if not Path(model).is_file() or Path(model).suffix.lower() not in (".onnx", ".tflite"):
+            from .errors import ConfigError
+
+            raise ConfigError(f"cannot measure {model} on a board: not an existing .onnx or .tflite file",
+                              "pass an exported model")
+        profile = load_target(target, targets_dir) if target else replace(load_target("host"), threads=threads)
+        m = bench_on_board(model, device, profile, runs=runs, say=_say)
+        click.echo("\n".join(describe_board(m)))
+        if json_out:
+            write_json_atomic(json_out, m.as_dict())
+        return
     if target is not None:
         from .backends import Job, Settings, backend_for, host_backend
         from .targets import load_target
@@ -586,6 +633,25 @@ def smoke_run(bundle: str, emulate: bool, target: str | None, targets_dir: str |
     click.echo(f"({result['where']}; result: {result['bundle']}/result.json)")
     if result["status"] != "PASS":
         raise click.exceptions.Exit(1)
+
+
+@cli.command()
+def calibrate() -> None:
+    """Refit the ARM latency estimator from the shipped calibration rows plus every board measurement stored by
+    `edgekd bench/build --device ssh://...`; later estimates use the refit (and say so)."""
+    from .emu.refit import refit
+
+    r = refit()
+
+    def line(label: str, s: dict) -> str:
+        return "  ".join(f"{p}: median {100 * v['median_abs']:.1f}%, {100 * v['within_25']:.0f}% within ±25%, worst "
+                         f"{100 * v['worst']:.0f}% ({v['rows']} rows)" for p, v in s.items() if p != "all") + f" [{label}]"
+
+    click.echo(f"refit on {r.shipped_rows} shipped + {r.local_rows} local row(s) -> {r.path}")
+    click.echo("leave-one-out error before: " + line("shipped fit", r.before))
+    click.echo("leave-one-out error after:  " + line("refit", r.after))
+    for i, (b, a) in enumerate(zip(r.local_before, r.local_after)):
+        click.echo(f"  local row {i + 1}: shipped fit {100 * b:+.0f}% -> refit (leave-one-out) {100 * a:+.0f}%")
 
 
 @cli.group()

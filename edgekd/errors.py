@@ -60,6 +60,10 @@ class EmulationError(BenchError):
     """The emulated ARM environment is missing or a model cannot run under emulation."""
 
 
+class BoardError(BenchError):
+    """A board named with --device ssh://... cannot be reached, refuses us, lacks a runtime, or fails the bundle."""
+
+
 class OutputError(EdgeKDError):
     """An output location cannot be written."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .backends import Backend, Job, Settings, backend_for, host_backend
+from .backends.board import with_board
 from .fsio import write_json_atomic
 from .quant_guard import Finding, quantization_findings
 from .records import Candidate, Deployable, LatencyFigure
@@ -26,7 +27,8 @@ Progress = Callable[[str], None]
 def judge(ctx: "BuildContext", deployables: list[Deployable], out: Path, timed: "Timed",
           say: Progress) -> list[Candidate]:
     """Host figures for every artifact, then the target backend's (the host ones again for a host target)."""
-    host, device = host_backend(), backend_for(ctx.target)
+    host = host_backend()
+    device = with_board(backend_for(ctx.target), ctx.config.board, ctx.config.cache_dir)
     settings = Settings(runs=ctx.config.bench_runs, warmup=ctx.config.bench_warmup)
     with timed("bench"):
         on_host = figures(host, deployables, ("fp32", "int8"), ctx, out, settings, say)

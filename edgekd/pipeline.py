@@ -49,6 +49,7 @@ def build(config: BuildConfig, progress: Progress | None = None) -> dict[str, An
 
 def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     from .backends import backend_for
+    from .backends.board import with_board
     from .build_result import BuildResult, DataSummary
     from .memory import release_free_memory
     from .cache import default_cache_dir
@@ -111,7 +112,8 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     threads = candidates[0].deployable.threads if candidates else 1
     result = BuildResult(config, target, DataSummary.of(data), teacher_info, tuple(candidates), selection,
                          tuple(findings), tuple(plan), cache.summary(),
-                         backend_for(target).note(target, threads, config.bench_runs), threads, timings,
+                         with_board(backend_for(target), config.board).note(target, threads, config.bench_runs),
+                         threads, timings,
                          time.perf_counter() - t_start, environment())
     report = build_report_dict(result)
     if selection.selected is not None:

@@ -145,13 +145,49 @@ class ArmEstimate:
     memory: dict[str, Any]  # emulator RSS figures and the model file size
     emulation_wall_s: float  # what the count cost on this machine
     how: str  # one sentence for reports
+    dram_bytes: int = 0  # modelled DRAM traffic per inference (the estimator's memory term)
+    compute_ms: float = 0.0  # the estimate's two terms (see edgekd.emu.estimator)
+    memory_ms: float = 0.0
+    counts: dict[str, Any] = field(default_factory=dict)  # the count store's record (edgekd.emu.count_store.Counts)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-Detail = Union[BenchResult, ArmEstimate, NpuEstimate]
-_DETAILS: dict[str, type] = {"BenchResult": BenchResult, "ArmEstimate": ArmEstimate, "NpuEstimate": NpuEstimate}
+@dataclass(frozen=True)
+class BoardMeasurement:
+    """A model measured on the real board over SSH (``--device ssh://...``): its smoke bundle run there with
+    the board's own Python and runtime. The emulated estimate for the same model and core, when there is one,
+    is kept beside it."""
+
+    device: str  # ssh://user@host[:port]
+    board: dict[str, Any]  # what the board says it is: CPU (cpuinfo), clock, memory, OS, runtime versions
+    core: str  # the emulated core matching the board's CPU part ("" when edgekd has none)
+    runtime: str  # as the runner loaded it, e.g. "ai_edge_litert 2.3.0"
+    precision: str
+    model_path: str
+    model_sha256: str
+    threads: int
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    cold_start_ms: float  # loading + the first inference on the board
+    peak_rss_mb: float | None  # the runner process's peak resident memory on the board
+    model_memory_mb: float | None  # peak minus the resident memory before the model was loaded
+    max_difference: float  # the board's outputs vs the host reference (within the bundle's tolerance)
+    estimate_ms: float | None  # the emulated estimate for this model on ``core`` (None without one)
+    estimate_band_ms: tuple[float, float] | None
+    how: str  # one sentence for reports
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Detail = Union[BenchResult, ArmEstimate, NpuEstimate, BoardMeasurement]
+_DETAILS: dict[str, type] = {"BenchResult": BenchResult, "ArmEstimate": ArmEstimate, "NpuEstimate": NpuEstimate,
+                             "BoardMeasurement": BoardMeasurement}
 
 
 @dataclass(frozen=True)
@@ -206,6 +242,8 @@ class LatencyFigure:
     def from_record(d: dict[str, Any]) -> "LatencyFigure":
         detail = dict(d["detail"])
         cls = _DETAILS[detail.pop("record")]
+        if cls is BoardMeasurement and detail.get("estimate_band_ms") is not None:
+            detail["estimate_band_ms"] = tuple(detail["estimate_band_ms"])
         if cls is NpuEstimate:
             detail["cpu_fallback"] = tuple(detail["cpu_fallback"])
             detail["layers"] = tuple(NpuLayer(**layer) for layer in detail["layers"])

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..cache import content_key
 from ..errors import ConfigError, TargetError
 from ..records import ArmEstimate, LatencyFigure
 from .base import Backend, Job, Settings
@@ -32,7 +33,11 @@ def bench_arm(model_path: str | Path, target: "TargetProfile", x: np.ndarray | N
 
 def bench_arm_many(items: list[tuple[str | Path, np.ndarray | None, str | None]], target: "TargetProfile", *, runs: int = 3,
                    env: Any = None, calibration: dict[str, Any] | None = None) -> list[ArmEstimate]:
-    """:func:`bench_arm` for several ``(model, x, precision)`` in one emulated process, in order."""
+    """:func:`bench_arm` for several ``(model, x, precision)`` in one emulated process, in order.
+
+    Counted on one thread (all the work, and repeatable: idle worker threads would add spin-wait instructions that
+    depend on the host), estimated for the target's threads; the counts are kept in the count store."""
+    from ..emu.count_store import keep
     from ..emu.estimator import estimate_ms, load_calibration
     from ..emu.run import run_emulated_many
 
@@ -44,19 +49,21 @@ def bench_arm_many(items: list[tuple[str | Path, np.ndarray | None, str | None]]
     env = env or find_env()  # fail fast, before any work, when the environment is missing
     cal = calibration or load_calibration()
     prepared = [(Path(p), random_inputs(Path(p)) if x is None else x, prec) for p, x, prec in items]
-    runs_ = run_emulated_many(prepared, target.core, n_cores=target.cores, threads=target.threads, runs=runs,
-                              env=env)
+    runs_ = run_emulated_many(prepared, target.core, n_cores=target.cores, threads=1, runs=runs, env=env)
     out = []
     for (path, _x, _p), run in zip(prepared, runs_):
-        est = estimate_ms(run.steady_instructions, target.core, target.clock_ghz, target.threads, run.precision, cal)
+        counts = keep(run, target.core, target.cores, env)
+        est = estimate_ms(run.steady_instructions, target.core, target.clock_ghz, target.threads, run.precision, cal,
+                          run.dram_bytes)
         first = estimate_ms(max(run.first_instructions, 1), target.core, target.clock_ghz, target.threads,
-                            run.precision, cal)
+                            run.precision, cal, run.dram_bytes)
         how = (f"{target.description}: {est.method}; outputs checked against the host {run.runtime} "
                f"({_parity_text(run)})")
         out.append(ArmEstimate(target.name, target.core, target.clock_ghz, target.threads, run.runtime,
                                run.precision, str(path), est.ms, est.low_ms, est.high_ms, first.ms,
                                run.steady_instructions, run.first_instructions, run.steady_spread, run.parity,
-                               run.memory, run.emulation_wall_s, how))
+                               run.memory, run.emulation_wall_s, how, run.dram_bytes, est.compute_ms, est.memory_ms,
+                               counts.as_dict()))
     return out
 
 
@@ -94,7 +101,9 @@ def describe(e: ArmEstimate) -> list[str]:
             f"thread(s), {e.runtime} {e.precision}); error band {e.low_ms:.3f}-{e.high_ms:.3f} ms; first inference "
             f"~{e.first_ms:.3f} ms",
             f"instructions per inference {e.instructions / 1e6:.2f} M (first {e.first_instructions / 1e6:.2f} M, "
-            f"repeat spread {100 * e.count_spread:.2f}%); emulation took {e.emulation_wall_s:.0f} s here",
+            f"repeat spread {100 * e.count_spread:.2f}%), modelled DRAM traffic {e.dram_bytes / 1e6:.2f} MB: "
+            f"{e.compute_ms:.3f} ms compute + {e.memory_ms:.3f} ms memory; emulation took {e.emulation_wall_s:.0f} s "
+            f"here",
             f"memory under emulation: peak RSS {_mb(e.memory.get('emulator_peak_rss_kb'))} MB of the qemu process "
             f"(includes the emulator), model file {e.memory['model_size_bytes'] / 1e6:.2f} MB"]
 
@@ -116,19 +125,20 @@ class ArmEmuBackend(Backend):
 
     def key(self, target: "TargetProfile", settings: Settings) -> tuple:
         from ..emu.env import find_env
-        from ..emu.estimator import CALIBRATION
-        from ..fsio import sha256_file
+        from ..emu.estimator import load_calibration
 
         env = find_env()
-        return (target.core, target.clock_ghz, target.threads, target.cores, sha256_file(CALIBRATION), env.wheels,
-                env.qemu_version, settings.emulated_runs)
+        fit = content_key(load_calibration())  # the shipped fit, or the local refit that replaces it
+        return (target.core, target.clock_ghz, target.threads, target.cores, fit, env.root.name,
+                settings.emulated_runs)
 
     def note(self, target: "TargetProfile", threads: int, runs: int) -> str:
         return (f"Latency on the {target.description} is ESTIMATED FROM EMULATED INSTRUCTION COUNTS, not measured: "
-                f"each model ran in the real aarch64 runtime under QEMU ({target.core}, {target.threads} thread(s)), "
-                f"its outputs were checked against this host, and its instructions per inference were converted to "
-                f"milliseconds at {target.clock_ghz:g} GHz by edgekd's estimator (fitted on published device "
-                f"figures; each estimate carries its error band). The budget check uses the point estimate. Host "
+                f"each model ran in the real aarch64 runtime under QEMU ({target.core}), "
+                f"its outputs were checked against this host, and its instructions and modelled DRAM traffic per "
+                f"inference were converted to milliseconds at {target.clock_ghz:g} GHz on {target.threads} "
+                f"thread(s) by edgekd's estimator (compute + memory terms fitted on published device figures; each "
+                f"estimate carries its leave-one-out error band). The budget check uses the point estimate. Host "
                 f"x86 measurements ({threads} thread(s), {runs} runs) are shown beside it for reference.")
 
     def progress(self, name: str, fig: LatencyFigure, fp32: LatencyFigure | None) -> str:

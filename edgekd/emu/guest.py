@@ -2,7 +2,8 @@
 
     qemu-aarch64 -L VIEW -cpu CORE -plugin libedgekd_insn.so,out=COUNTS python3.11 guest.py SPEC.json
 
-SPEC.json: {"threads": n, "runs": steady-state inferences per model, "models": [{"model": path, "runtime":
+SPEC.json: {"threads": n, "runs": steady-state inferences per model, "warmup": uncounted inferences before them,
+"kernels": "default" | "builtin" (LiteRT without its default XNNPACK delegate), "models": [{"model": path, "runtime":
 "onnxruntime" | "litert", "feeds": feeds.npy (N, *input shape, in the model's own dtype and layout), "out":
 directory}, ...]}. For each model, in order: writes ``outputs.npy`` (its first output for every feed, raw: int8
 stays int8) and ``stats.json`` into its ``out``, and marks with getpriority(PRIO_PROCESS, magic) its first
@@ -39,7 +40,7 @@ def status_kb(field):
     return -1
 
 
-def onnxruntime_runner(model, threads):
+def onnxruntime_runner(model, threads, kernels="default"):
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -56,10 +57,11 @@ def onnxruntime_runner(model, threads):
     return (lambda feed: sess.run([out], {name: feed})[0]), info
 
 
-def litert_runner(model, threads):
-    from ai_edge_litert.interpreter import Interpreter
+def litert_runner(model, threads, kernels="default"):
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interp = Interpreter(model_path=model, num_threads=threads)
+    resolver = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES if kernels == "builtin" else OpResolverType.AUTO
+    interp = Interpreter(model_path=model, num_threads=threads, experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
 
@@ -77,12 +79,12 @@ def litert_runner(model, threads):
     return run, {"runtime_version": v}
 
 
-def run_model(item, threads, runs, np):
+def run_model(item, threads, runs, np, warmup=WARMUP, kernels="default"):
     rss_before = status_kb("VmRSS")
     runner = onnxruntime_runner if item["runtime"] == "onnxruntime" else litert_runner
     feeds = np.load(item["feeds"])
     t1 = time.perf_counter()
-    run, info = runner(item["model"], threads)
+    run, info = runner(item["model"], threads, kernels)
     mark(MARK_BEGIN)
     first = run(feeds[0])
     mark(MARK_END)
@@ -90,7 +92,7 @@ def run_model(item, threads, runs, np):
     outputs = [np.array(first)]
     for feed in feeds[1:]:
         outputs.append(np.array(run(feed)))
-    for _ in range(WARMUP):  # Python 3.11 specialises bytecode and the allocator warms up over the first calls
+    for _ in range(warmup):  # Python 3.11 specialises bytecode and the allocator warms up over the first calls
         run(feeds[0])
     t3 = time.perf_counter()
     for _ in range(runs):
@@ -114,7 +116,7 @@ def main(spec_path):
     gc.collect()
     gc.disable()  # a collection inside a counted window would add instructions that are not the model's
     for item in spec["models"]:
-        run_model(item, spec["threads"], spec["runs"], np)
+        run_model(item, spec["threads"], spec["runs"], np, spec.get("warmup", WARMUP), spec.get("kernels", "default"))
         gc.collect()
 
 

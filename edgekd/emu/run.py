@@ -26,6 +26,12 @@ from .cores import get_core
 from .env import ArmEnv, find_env
 
 RUNTIMES = {".onnx": "onnxruntime", ".tflite": "litert"}
+# which kernels the runtime runs: its default (LiteRT: the XNNPACK delegate; onnxruntime: MLAS), or LiteRT's
+# built-in kernels without the default delegate (ruy for convolutions and fully-connected layers), as TFLite ran
+# before XNNPACK became its default
+KERNELS = ("default", "builtin")
+TRAFFIC_KEYS = ("loads", "stores", "load_bytes", "store_bytes", "llc_misses", "llc_writebacks")
+LINE_BYTES = 64
 GUEST = Path(__file__).with_name("guest.py")
 
 
@@ -41,11 +47,18 @@ class EmuRun:
     steady_instructions: int  # median over the steady-state inferences (see _work): the estimator's input
     busiest_thread_instructions: int  # the busiest thread, median over the steady-state inferences
     steady_spread: float  # (max - min) / median of the steady counts: how repeatable the count is
+    traffic: dict[str, Any]  # memory counts per steady inference (median; see memory_traffic)
     windows: list[dict[str, Any]]  # per inference: total, max_thread, per-thread counts
     parity: dict[str, Any]  # guest vs host on the same inputs
     memory: dict[str, Any]  # emulator process RSS figures (kB) and the model file size
     emulation_wall_s: float  # what the emulated run cost here (not a latency)
     environment: dict[str, Any] = field(default_factory=dict)
+    kernels: str = "default"
+
+    @property
+    def dram_bytes(self) -> int:
+        """Bytes moved between the modelled last-level cache and DRAM per inference (line fills + write-backs)."""
+        return int(self.traffic["dram_bytes"])
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -53,22 +66,31 @@ class EmuRun:
 
 def run_emulated(model_path: str | Path, x: np.ndarray, core: str, *, n_cores: int = 4, threads: int = 1,
                  runs: int = 3, precision: str | None = None, timeout_s: float = 1800,
-                 env: ArmEnv | None = None) -> EmuRun:
+                 env: ArmEnv | None = None, kernels: str = "default", llc_kb: int | None = None,
+                 warmup: int = 3) -> EmuRun:
     """Run ``x`` (``(N, ...)`` channels-first float, as for the host runtimes) through the model under emulation."""
     return run_emulated_many([(model_path, x, precision)], core, n_cores=n_cores, threads=threads, runs=runs,
-                             timeout_s=timeout_s, env=env)[0]
+                             timeout_s=timeout_s, env=env, kernels=kernels, llc_kb=llc_kb, warmup=warmup)[0]
 
 
 def run_emulated_many(items: list[tuple[str | Path, np.ndarray, str | None]], core: str, *, n_cores: int = 4,
                       threads: int = 1, runs: int = 3, timeout_s: float = 1800,
-                      env: ArmEnv | None = None) -> list[EmuRun]:
+                      env: ArmEnv | None = None, kernels: str = "default", llc_kb: int | None = None,
+                      warmup: int = 3) -> list[EmuRun]:
     """Like :func:`run_emulated` for several ``(model, x, precision)`` in one emulated process (Python and the
-    runtimes start once), in order; every model's outputs are checked against the host."""
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or runs < 1:
-        raise ConfigError(f"threads and runs must be >= 1 (got {threads}, {runs})", "pass threads=1 or more")
+    runtimes start once), in order; every model's outputs are checked against the host.
+
+    ``kernels``: see :data:`KERNELS`; ``llc_kb``: the modelled last-level cache (default: the core's);
+    ``warmup``: uncounted inferences between the first counted one and the steady-state ones."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1 or runs < 1 or warmup < 0:
+        raise ConfigError(f"threads and runs must be >= 1 and warm-up >= 0 (got {threads}, {runs}, {warmup})",
+                          "pass threads=1 or more")
     if not items:
         raise ConfigError("no models to emulate", "pass at least one exported model")
+    if kernels not in KERNELS:
+        raise ConfigError(f"unknown kernels {kernels!r}", f"use one of {', '.join(KERNELS)}")
     spec_core = get_core(core)
+    llc = spec_core.llc_kb if llc_kb is None else int(llc_kb)
     env = env or find_env()
     prepared = [_prepare(Path(p), np.asarray(x), prec) for p, x, prec in items]
     with tempfile.TemporaryDirectory(prefix="edgekd-emu-") as tmp:
@@ -80,9 +102,10 @@ def run_emulated_many(items: list[tuple[str | Path, np.ndarray, str | None]], co
             np.save(out / "feeds.npy", feeds)
             models.append({"model": str(path.resolve()), "runtime": runtime, "feeds": str(out / "feeds.npy"),
                            "out": str(out)})
-        (work / "spec.json").write_text(json.dumps({"threads": threads, "runs": runs, "models": models}))
+        (work / "spec.json").write_text(json.dumps({"threads": threads, "runs": runs, "warmup": warmup,
+                                                    "kernels": kernels, "models": models}))
         t0 = time.monotonic()
-        _qemu(env, spec_core.name, n_cores, work, timeout_s, [p[0] for p in prepared])
+        _qemu(env, spec_core.name, n_cores, work, timeout_s, [p[0] for p in prepared], llc)
         wall = time.monotonic() - t0
         windows = _windows(work / "counts.jsonl", (runs + 1) * len(prepared))
         results = []
@@ -93,12 +116,23 @@ def run_emulated_many(items: list[tuple[str | Path, np.ndarray, str | None]], co
             parity = _parity(host_raw, guest_raw.reshape(host_raw.shape), out_quant, prec, runtime, spec_core.name,
                              path.name)
             results.append(_result(path, runtime, prec, spec_core, n_cores, threads, mine, parity, stats,
-                                   wall / len(prepared), env))
+                                   wall / len(prepared), env, kernels))
     return results
 
 
+def memory_traffic(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median per-inference memory counts over ``windows``: loads, stores, the bytes they move, and the modelled
+    last-level cache's line fills and write-backs; ``dram_bytes`` = (fills + write-backs) x 64."""
+    out: dict[str, Any] = {k: int(statistics.median(w.get(k, 0) for w in windows)) for k in TRAFFIC_KEYS}
+    out["dram_bytes"] = (out["llc_misses"] + out["llc_writebacks"]) * LINE_BYTES
+    out["llc_kb"] = int(windows[0].get("llc_kb", 0)) if windows else 0
+    fills = [w.get("llc_misses", 0) for w in windows]
+    out["llc_miss_spread"] = (max(fills) - min(fills)) / out["llc_misses"] if out["llc_misses"] else 0.0
+    return out
+
+
 def _result(path: Path, runtime: str, prec: str, core: Any, n_cores: int, threads: int, windows: list[dict],
-            parity: dict, stats: dict, wall: float, env: ArmEnv) -> EmuRun:
+            parity: dict, stats: dict, wall: float, env: ArmEnv, kernels: str) -> EmuRun:
     steady = windows[1:]
     work = [_work(w, threads) for w in steady]
     med = statistics.median(work)
@@ -109,9 +143,11 @@ def _result(path: Path, runtime: str, prec: str, core: Any, n_cores: int, thread
                       "closest figure to the runtime's working set"}
     return EmuRun(str(path), runtime, prec, core.name, n_cores, threads, _work(windows[0], threads), int(med),
                   int(statistics.median(w["max_thread"] for w in steady)),
-                  (max(work) - min(work)) / med if med else 0.0, windows, parity, memory, round(wall, 2),
+                  (max(work) - min(work)) / med if med else 0.0, memory_traffic(steady), windows, parity, memory,
+                  round(wall, 2),
                   {"qemu": env.qemu_version, "wheels": env.wheels, "guest_python": stats.get("python"),
-                   "runtime_version": stats.get("runtime_version"), "cpu_part": hex(core.part)})
+                   "runtime_version": stats.get("runtime_version"), "cpu_part": hex(core.part),
+                   "qemu_cpu": core.emulated_as}, kernels)
 
 
 def _prepare(path: Path, x: np.ndarray, precision: str | None):
@@ -188,9 +224,11 @@ def _onnx_output_step(path: Path) -> float | None:
     return float(values.max()) if values.size else None
 
 
-def _qemu(env: ArmEnv, core: str, n_cores: int, work: Path, timeout_s: float, models: list[Path]) -> None:
+def _qemu(env: ArmEnv, core: str, n_cores: int, work: Path, timeout_s: float, models: list[Path],
+          llc_kb: int) -> None:
     view = env.view(core, n_cores)
-    cmd = [env.qemu, "-L", str(view), "-cpu", core, "-plugin", f"{env.plugin},out={work / 'counts.jsonl'}",
+    plugin = f"{env.plugin},out={work / 'counts.jsonl'},llc_kb={llc_kb}"
+    cmd = [env.qemu, "-L", str(view), "-cpu", get_core(core).emulated_as, "-plugin", plugin,
            str(view) + env.python, "-I", str(GUEST), str(work / "spec.json")]  # -I: no host PYTHON* variables
     guest_env = {"PATH": "/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1",
                  "OMP_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0", "TF_CPP_MIN_LOG_LEVEL": "2"}

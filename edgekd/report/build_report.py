@@ -9,6 +9,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from .arm import arm_row
+from .board import board_row
 from .npu import npu_row
 
 if TYPE_CHECKING:
@@ -60,7 +61,8 @@ def _detail(c: "Candidate") -> dict[str, Any]:
     """The target backend's own record for the candidate, under the key the pages read (``arm``, ``npu``)."""
     fp32 = c.latency_fp32.detail if c.latency_fp32 is not None else None
     render = {"arm-emu": lambda: {"arm": arm_row(c.latency.detail, fp32)},
-              "npu-emu": lambda: {"npu": npu_row(c.latency.detail)}}.get(c.latency.backend)
+              "npu-emu": lambda: {"npu": npu_row(c.latency.detail)},
+              "board": lambda: {"board": board_row(c.latency.detail, fp32)}}.get(c.latency.backend)
     return render() if render else {}
 
 

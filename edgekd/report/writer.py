@@ -8,6 +8,7 @@ from typing import Any
 
 from ..fsio import write_json_atomic, write_text_atomic
 from .arm import arm_markdown
+from .board import board_markdown
 from .html import to_html
 from .npu import npu_markdown
 from .search import search_markdown
@@ -68,6 +69,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               "importing the runtime and before loading the model.", ""]
     lines += npu_markdown(r)
     lines += arm_markdown(r)
+    lines += board_markdown(r)
     lines += search_markdown(r)
     if r["selection"]["pareto"]:
         lines += ["Pareto front (int8 accuracy vs p90 latency, fastest first): "

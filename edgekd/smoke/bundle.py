@@ -207,12 +207,13 @@ def run_bundle(bundle: str | Path, *, emulate_target: "TargetProfile" = None, st
     if emulate_target is None:
         cmd, env = [sys.executable, *args], None
     else:
+        from ..emu.cores import get_core
         from ..emu.env import find_env
 
         arm = find_env()
         view = arm.view(emulate_target.core, emulate_target.cores)
-        cmd = [arm.qemu, "-L", str(view), "-cpu", emulate_target.core, str(view) + arm.python, "-I", *args,
-               "--emulated", "--threads", str(emulate_target.threads)]
+        cpu = get_core(emulate_target.core).emulated_as
+        cmd = [arm.qemu, "-L", str(view), "-cpu", cpu, str(view) + arm.python, "-I", *args, "--emulated", "--threads", str(emulate_target.threads)]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(path), "LANG": "C.UTF-8", "OPENBLAS_NUM_THREADS": "1"}
     (path / "result.json").unlink(missing_ok=True)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)

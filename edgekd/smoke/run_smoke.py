@@ -27,6 +27,7 @@ def sha256(path):
     return h.hexdigest()
 
 
+RESULT_MARK = "=== edgekd result.json ==="
 REQUIRED_FILES = ("inputs.npy", "reference_outputs.npy", "expected.json")
 HEX = frozenset("0123456789abcdef")
 
@@ -156,6 +157,59 @@ def compare(np, expected, got, tol):
     return diff, diff <= limit
 
 
+def rss_mb(field="VmRSS"):
+    """A memory figure of this process from /proc/self/status in MB (None where there is no /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def describe_board():
+    """What this device is: the CPU (from /proc/cpuinfo), its clock, memory, OS and the runtimes installed."""
+    info = {"machine": platform.machine(), "system": platform.platform(), "python": platform.python_version()}
+    parts, names = set(), []
+    for line in _read("/proc/cpuinfo").splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "CPU part":
+            parts.add(value.lower())
+        elif key in ("model name", "Model", "Hardware") and value not in names:
+            names.append(value)
+    info["cpu_parts"] = sorted(parts)
+    info["cpu"] = "; ".join(names)
+    info["cpus"] = os.cpu_count()
+    khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
+    info["max_clock_ghz"] = int(khz) / 1e6 if khz.isdigit() else None
+    mem = [ln for ln in _read("/proc/meminfo").splitlines() if ln.startswith("MemTotal:")]
+    info["memory_mb"] = int(mem[0].split()[1]) // 1024 if mem else None
+    versions = {}
+    for mod in ("numpy", "ai_edge_litert", "tflite_runtime", "tensorflow", "onnxruntime"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:
+            try:
+                from importlib.metadata import version
+
+                versions[mod] = version(mod.replace("_", "-"))
+            except Exception:
+                pass
+    info["runtimes"] = versions
+    return info
+
+
 def percentile(values, q):
     s = sorted(values)
     k = (len(s) - 1) * q / 100.0
@@ -171,10 +225,17 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=50, help="timed warm inferences")
     ap.add_argument("--threads", type=int, default=0, help="inference threads (default: the target's)")
     ap.add_argument("--emulated", action="store_true", help="running under emulation: times are not latencies")
+    ap.add_argument("--describe", action="store_true", help="add the device's description (CPU, clock, runtimes)")
+    ap.add_argument("--print-result", action="store_true", help="print result.json after the PASS/FAIL line")
     args = ap.parse_args(argv)
     bundle = os.path.abspath(args.bundle)
     result = {"status": "FAIL", "reasons": [], "warnings": [], "python": platform.python_version(),
               "machine": platform.machine()}
+    if args.describe:
+        try:
+            result["board"] = describe_board()
+        except Exception as e:  # a description is a courtesy: never the reason a smoke test fails
+            result["warnings"].append("board description: %s" % e)
     try:
         status = run(bundle, args, result)
     except Exception as e:  # anything unexpected is a FAIL with its reason, never a traceback on the board
@@ -185,6 +246,9 @@ def main(argv=None):
         json.dump(result, f, indent=2)
     why = "; ".join(result["reasons"] + result["warnings"])
     print("%s: %s%s" % (status, result.get("summary", "smoke test"), (" — " + why) if why else ""))
+    if args.print_result:
+        print(RESULT_MARK)
+        print(json.dumps(result))
     return 0 if status == "PASS" else 1
 
 
@@ -205,15 +269,19 @@ def run(bundle, args, result):
         expected = json.load(f)
     model = os.path.join(bundle, manifest["model"])
     threads = args.threads or int(manifest.get("threads", 1))
+    feeds = np.load(os.path.join(bundle, "inputs.npy"))
+    if manifest.get("images"):
+        feeds = feeds_from_images(np, bundle, manifest, feeds, result)
+    rss_before = rss_mb()
+    t_load = time.perf_counter()
     try:
         infer, runtime = (load_onnx if model.endswith(".onnx") else load_tflite)(model, threads)
     except RuntimeError as e:
         result["reasons"].append("runtime missing: %s" % e)
         return "FAIL"
+    infer(feeds[0])  # cold start: loading + the first inference
+    result["cold_start_ms"] = (time.perf_counter() - t_load) * 1000.0
     result["runtime"] = runtime
-    feeds = np.load(os.path.join(bundle, "inputs.npy"))
-    if manifest.get("images"):
-        feeds = feeds_from_images(np, bundle, manifest, feeds, result)
     refs = np.load(os.path.join(bundle, "reference_outputs.npy"))
     tol, labels = expected["tolerance"], expected["reference_labels"]
     worst, mismatched, wrong_label = 0.0, [], []
@@ -245,7 +313,11 @@ def run(bundle, args, result):
         infer(feeds[0])
         times.append((time.perf_counter() - t0) * 1000.0)
     p50, p90 = percentile(times, 50), percentile(times, 90)
-    result.update(p50_ms=p50, p90_ms=p90, runs=len(times), threads=threads)
+    result.update(p50_ms=p50, p90_ms=p90, p99_ms=percentile(times, 99), mean_ms=sum(times) / len(times),
+                  runs=len(times), threads=threads)
+    peak = rss_mb("VmHWM")
+    result.update(peak_rss_mb=peak, rss_before_model_mb=rss_before,
+                  model_memory_mb=(peak - rss_before) if peak is not None and rss_before is not None else None)
     budget = manifest.get("budget_p90_ms")
     if args.emulated:
         result["warnings"].append("timed under emulation: p90 %.3g ms is not the device's latency" % p90)
