@@ -137,7 +137,7 @@ def main() -> None:
     print(f"thread efficiency e = {cal['efficiency']:.2f}; MEM cycles/byte per core "
           f"{ {k: round(v, 3) for k, v in cal['mem'].items()} } (pooled {cal['pooled_mem']:.3f})")
     for key in sorted(cal["cpi"]):
-        print(f"  {key:18s} CPI {cal['cpi'][key]:.3f}  rows {cal['rows'][key]:2d}  band ±{100 * cal['band'][key]:.0f}%")
+        print(f"  {key:18s} CPI {cal['cpi'][key]:.3f}  rows {cal['group_rows'][key]:2d}  band ±{100 * cal['band'][key]:.0f}%")
     for r in cal["rows"]:
         print(f"  {r['device'][:24]:24s} {r['model'][:24]:24s} {r['precision']} t{r['threads']} "
               f"{r['latency_ms']:8.2f} ms  {r['instructions'] / 1e6:8.1f} M instr  {r['dram_bytes'] / 1e6:7.1f} MB  "
@@ -154,7 +154,7 @@ def main() -> None:
     rows_text = "; ".join(
         f"{r['device'].split(' (')[0]} {r['model']} {r['precision']} t{r['threads']}: {r['latency_ms']:g} ms, {r['instructions'] / 1e6:.1f} M instr, "
         f"{r['dram_bytes'] / 1e6:.1f} MB DRAM, LOO {100 * r['loo_error']:+.0f}%" for r in cal["rows"])
-    bands = ", ".join(f"{k} ±{100 * v:.0f}% ({cal['rows'][k]} rows)" for k, v in sorted(cal["band"].items()))
+    bands = ", ".join(f"{k} ±{100 * v:.0f}% ({cal['group_rows'][k]} rows)" for k, v in sorted(cal["band"].items()))
     tgt = "; ".join(f"{e['target']} {e['model']} {e['runtime']} {e['precision']} {e['estimate_ms']:.3g} ms "
                     f"[{e['band_ms'][0]:.3g}-{e['band_ms'][1]:.3g}]" for e in on_targets
                     if e["runtime"] == "litert")

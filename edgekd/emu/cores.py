@@ -32,6 +32,8 @@ class ArmCore:
     revision: int = 0
     llc_kb: int = 1024  # last-level cache modelled for the memory counts (KiB)
     qemu_cpu: str = ""  # QEMU's -cpu model; empty: the core's own name
+    memory_like: str = ""  # the core whose devices' memory system is closest (the estimator borrows its MEM when
+    # this core's calibration rows cannot separate memory from compute); empty: the median of the cores that can
 
     @property
     def emulated_as(self) -> str:
@@ -58,8 +60,10 @@ CORES.add("cortex-a73", ArmCore("cortex-a73", 0xD09, "fp asimd evtstrm aes pmull
                                 qemu_cpu="cortex-a72"))
 CORES.add("cortex-a75", ArmCore("cortex-a75", 0xD0A, _V82, "out-of-order, 3-wide decode; two 128-bit NEON pipes, "
                                 "dot product", 2, 1, llc_kb=1024, qemu_cpu="cortex-a76"))
+# the A76's calibration device (Pixel 4, Snapdragon 855) is a Snapdragon phone with LPDDR4X like the A75's
+# (Pixel 3a, Snapdragon 670)
 CORES.add("cortex-a76", ArmCore("cortex-a76", 0xD0B, _V82, "out-of-order, 4-wide decode; two 128-bit NEON pipes, "
-                                "dot product", 4, 1, llc_kb=2048))
+                                "dot product", 4, 1, llc_kb=2048, memory_like="cortex-a75"))
 
 
 def get_core(name: str) -> ArmCore:

@@ -11,7 +11,8 @@ and write-backs of the last-level cache the TCG plugin models for the core (its 
 the compute cost per instruction, MEM the cycles a DRAM byte costs (what makes the Pi 4's fp32 kernels slower than
 their instruction count says), e how well the work spreads over threads. They are fitted on
 ``../shared/calibration/published.csv`` only (``benchmarks/arm_estimator.py``): CPI per core and precision, MEM
-per core where its rows can separate it from CPI (else the median of the cores that can), e shared.
+per core where its rows can separate it from CPI (else borrowed from the core named by ``ArmCore.memory_like``,
+the calibrated core whose devices' memory system is closest, or the median of the cores that can), e shared.
 
 Bands come from leave-one-out: each calibration row predicted by the fit without it. An estimate's band is the
 largest leave-one-out error among its (core, precision)'s rows, and never below the 90th percentile of its
@@ -113,10 +114,15 @@ def parameters(core: str, precision: str, cal: dict[str, Any]) -> tuple[float, f
                              "estimate int8 or fp32 models, or add published figures and refit")
     key = _group(core, group)
     note = "" if group == precision else f" (no {precision} figures: the {group} fit is used)"
-    mem = float(cal["mem"].get(core, cal["pooled_mem"]))
-    mem_note = "" if core in cal["mem"] else "; MEM: the median of the cores whose rows separate it"
+    if core in cal["mem"]:
+        mem, mem_note = float(cal["mem"][core]), ""
+    else:
+        mem = _borrowed_mem(core, cal["mem"], float(cal["pooled_mem"]))
+        like = get_core(core).memory_like
+        mem_note = (f"; MEM from {like} (the closest memory system; too few {core} rows to separate it)"
+                    if like in cal["mem"] else "; MEM: the median of the cores whose rows separate it")
     if key in cal["cpi"]:
-        rows = int(cal["rows"][key])
+        rows = int(cal["group_rows"][key])
         return (float(cal["cpi"][key]), mem, float(cal["band"][key]), rows,
                 f"fitted on {rows} published {core} {group} figure(s){note}{mem_note}")
     widen = (1 + float(cal["precision_band"][group])) * WIDEN - 1
@@ -194,6 +200,12 @@ def _fit_core(rows: list[CalRow], e: float, mem: float | None) -> tuple[dict[str
     return dict(zip(precisions, coef[:len(precisions)])), (coef[-1] if mem is None else mem), sse
 
 
+def _borrowed_mem(core: str, mem: dict[str, float], pooled: float) -> float:
+    """MEM for a core whose rows cannot separate it: its ``memory_like`` core's, else the median of those that can."""
+    like = get_core(core).memory_like
+    return float(mem[like]) if like in mem else pooled
+
+
 def _separable(rows: list[CalRow]) -> bool:
     """Whether a core's rows can separate MEM from its CPIs: two more rows than precisions, and models that differ."""
     n_prec = len({r.precision for r in rows})
@@ -218,13 +230,15 @@ def fit_parameters(rows: list[CalRow]) -> dict[str, Any]:
                 mem[c] = float(m)
                 sse += s
         pooled = statistics.median(mem.values()) if mem else 0.0
+        borrowed = {}
         for c in cores:
             if c not in mem:
-                fitted, _m, s = _fit_core(by_core[c], e, pooled)
+                fitted, _m, s = _fit_core(by_core[c], e, _borrowed_mem(c, mem, pooled))
                 cpi.update({_group(c, p): v for p, v in fitted.items()})
+                borrowed[c] = _borrowed_mem(c, mem, pooled)
                 sse += s
         if best is None or sse < best[0] - 1e-12:
-            best = (sse, {"efficiency": e, "cpi": cpi, "mem": mem, "pooled_mem": pooled})
+            best = (sse, {"efficiency": e, "cpi": cpi, "mem": mem, "pooled_mem": pooled, "borrowed_mem": borrowed})
     params = best[1]  # type: ignore[index]
     ratios = {}
     for p, q in itertools.permutations(PRECISIONS, 2):
@@ -232,7 +246,7 @@ def fit_parameters(rows: list[CalRow]) -> dict[str, Any]:
                  if params["cpi"].get(_group(c, p), 0) > 0 and params["cpi"].get(_group(c, q), 0) > 0]
         ratios[f"{p}/{q}"] = math.exp(sum(map(math.log, pairs)) / len(pairs)) if pairs else 1.0
     params["ratio"] = ratios
-    params["rows"] = {k: sum(_group(r.core, r.precision) == k for r in rows) for k in params["cpi"]}
+    params["group_rows"] = {k: sum(_group(r.core, r.precision) == k for r in rows) for k in params["cpi"]}
     params["precision_band"] = {p: BAND_FLOOR for p in PRECISIONS}
     params["band"] = {k: BAND_FLOOR for k in params["cpi"]}
     return params

@@ -15,8 +15,15 @@ def arm_row(e8: "ArmEstimate", e32: "ArmEstimate | None") -> dict[str, Any]:
                    "instructions": e.instructions, "first_instructions": e.first_instructions,
                    "count_spread": e.count_spread, "parity": e.parity, "memory": e.memory,
                    "emulation_wall_s": e.emulation_wall_s, "core": e.core, "clock_ghz": e.clock_ghz,
-                   "threads": e.threads, "how": e.how}
+                   "threads": e.threads, "dram_bytes": e.dram_bytes, "compute_ms": e.compute_ms,
+                   "memory_ms": e.memory_ms, "how": e.how}
             for prec, e in (("int8", e8), ("fp32", e32)) if e is not None}
+
+
+def _terms(a: dict[str, Any]) -> str:
+    if "compute_ms" not in a:  # a report written before the memory term
+        return "—"
+    return f"{a['compute_ms']:.3f} + {a['memory_ms']:.3f}"
 
 
 def arm_markdown(r: dict[str, Any]) -> list[str]:
@@ -26,20 +33,25 @@ def arm_markdown(r: dict[str, Any]) -> list[str]:
         return []
     first = rows[0]["arm"]["int8"]
     lines = [f"## Estimated on {first['core']} @ {first['clock_ghz']:g} GHz ({first['threads']} thread(s)) "
-             "from emulated instruction counts", "",
-             "| candidate | int8 estimate ms | error band ms | first inference ms | int8 M instr | count spread "
-             "| fp32 estimate ms | host p90 ms (measured, x86) | emulated vs host outputs |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+             "from emulated counts", "",
+             "| candidate | int8 estimate ms | = compute + memory ms | error band ms | first inference ms "
+             "| int8 M instr | DRAM MB | count spread | fp32 estimate ms (compute + memory) "
+             "| host p90 ms (measured, x86) | emulated vs host outputs |",
+             "|---|---:|---|---|---:|---:|---:|---:|---|---:|---|"]
     for c in rows:
         a8, a32 = c["arm"]["int8"], c["arm"]["fp32"]
         p = a8["parity"]
         agree = (f"within {p['max_quant_steps']} int8 step(s)" if "max_quant_steps" in p
                  else f"max diff {p.get('max_abs_diff', float('nan')):.2g}")
-        lines.append(f"| `{c['name']}` | {a8['estimate_ms']:.3f} | {a8['band_ms'][0]:.3f}-{a8['band_ms'][1]:.3f} "
+        lines.append(f"| `{c['name']}` | {a8['estimate_ms']:.3f} | {_terms(a8)} "
+                     f"| {a8['band_ms'][0]:.3f}-{a8['band_ms'][1]:.3f} "
                      f"| {a8['first_inference_ms']:.3f} | {a8['instructions'] / 1e6:.2f} "
-                     f"| {100 * a8['count_spread']:.2f}% | {a32['estimate_ms']:.3f} "
-                     f"| {c['host_latency']['p90_ms']:.3f} | {agree} |")
+                     f"| {a8.get('dram_bytes', 0) / 1e6:.2f} | {100 * a8['count_spread']:.2f}% "
+                     f"| {a32['estimate_ms']:.3f} ({_terms(a32)}) | {c['host_latency']['p90_ms']:.3f} | {agree} |")
     notes = [f"- `{c['name']}`: {c['latency_band_note']}" for c in rows if c.get("latency_band_note")]
+    notes.append("- The estimate is compute + memory: CPI x instructions plus MEM cycles x the modelled DRAM "
+                 "traffic (a last-level cache of the core's size), at the core's clock, spread over the threads; "
+                 "both coefficients and the band come from the published calibration rows (leave-one-out).")
     lines += [""] + notes + ([""] if notes else []) + [
         f"- Method: {first['how']}.",
         "- Memory under emulation (peak RSS of the qemu process, which includes the emulator itself): "

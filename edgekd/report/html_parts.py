@@ -43,7 +43,26 @@ def accuracy_section(r: dict[str, Any]) -> str:
 
 
 def target_sections(r: dict[str, Any]) -> list[str]:
-    return [s for s in (_arm(r), _npu(r)) if s]
+    return [s for s in (_arm(r), _npu(r), _board(r)) if s]
+
+
+def _board(r: dict[str, Any]) -> str:
+    rows = [c for c in r.get("candidates", []) if c.get("board")]
+    if not rows:
+        return ""
+    first = rows[0]["board"]["int8"]
+    body = []
+    for c in rows:
+        m = c["board"]["int8"]
+        est = ("—" if m.get("estimate_ms") is None else
+               f"{m['estimate_ms']:.3g} ({m['estimate_band_ms'][0]:.3g}-{m['estimate_band_ms'][1]:.3g})")
+        body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{m['p50_ms']:.4g}</td>"
+                    f"<td>{m['p90_ms']:.4g}</td><td>{m['p99_ms']:.4g}</td><td>{m['cold_start_ms']:.4g}</td>"
+                    f"<td>{escape(est)}</td></tr>")
+    return (f"<h2>Measured on the board {escape(str(first['device']))}</h2>\n<p class=\"note\">"
+            f"{escape(str(first.get('how', '')))}; the estimate from emulated counts is shown beside it.</p>\n"
+            "<table><tr><th class=\"l\">candidate</th><th>int8 p50 ms</th><th>p90 ms</th><th>p99 ms</th>"
+            "<th>cold start ms</th><th>estimate ms (band)</th></tr>\n" + "\n".join(body) + "\n</table>")
 
 
 def _arm(r: dict[str, Any]) -> str:
@@ -56,8 +75,9 @@ def _arm(r: dict[str, Any]) -> str:
         a8, a32, p = c["arm"]["int8"], c["arm"]["fp32"], c["arm"]["int8"].get("parity", {})
         agree = (f"within {p['max_quant_steps']} int8 step(s)" if "max_quant_steps" in p
                  else f"max diff {p.get('max_abs_diff', float('nan')):.2g}")
+        terms = (f"{a8['compute_ms']:.3g} + {a8['memory_ms']:.3g}" if "compute_ms" in a8 else "—")
         body.append(f"<tr><td class=\"l\"><code>{escape(c['name'])}</code></td><td>{a8['estimate_ms']:.4g}</td>"
-                    f"<td>{a8['band_ms'][0]:.3g}-{a8['band_ms'][1]:.3g}</td><td>{a8['first_inference_ms']:.4g}</td>"
+                    f"<td>{terms}</td><td>{a8['band_ms'][0]:.3g}-{a8['band_ms'][1]:.3g}</td><td>{a8['first_inference_ms']:.4g}</td>"
                     f"<td>{a8['instructions'] / 1e6:.2f}</td><td>{100 * a8.get('count_spread', 0):.2f}%</td>"
                     f"<td>{a32['estimate_ms']:.4g}</td><td>{_ms3(c['host_latency'])}</td>"
                     f"<td>{c['host_latency']['cold_start_ms']:.3g}</td>"
@@ -65,7 +85,7 @@ def _arm(r: dict[str, Any]) -> str:
     return (f"<h2>Estimated on {escape(str(a['core']))} @ {a['clock_ghz']:g} GHz ({a['threads']} thread(s)) from "
             "emulated instruction counts</h2>\n<p class=\"note\">Estimates, never measurements: "
             f"{escape(str(a.get('how', '')))}.</p>\n<table><tr><th class=\"l\">candidate</th><th>int8 estimate ms</th>"
-            "<th>error band ms</th><th>first inference ms</th><th>int8 M instr</th><th>count spread</th>"
+            "<th>= compute + memory ms</th><th>error band ms</th><th>first inference ms</th><th>int8 M instr</th><th>count spread</th>"
             "<th>fp32 estimate ms</th><th>host p50 / p90 / p99 ms (measured, x86)</th><th>host cold start ms</th>"
             "<th class=\"l\">emulated vs host outputs"
             "</th></tr>" + "".join(body) + "</table>")

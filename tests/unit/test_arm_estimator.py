@@ -37,7 +37,7 @@ def test_the_fit_recovers_compute_memory_and_thread_terms_and_its_loo_error_is_z
         assert res["mem"][core] == pytest.approx(t["mem"], rel=0.05)
         for p in ("fp32", "int8"):
             assert res["cpi"][f"{core}/{p}"] == pytest.approx(t[p], rel=0.05)
-            assert res["rows"][f"{core}/{p}"] == 4
+            assert res["group_rows"][f"{core}/{p}"] == 4
     assert max(map(abs, res["fitted_error"])) < 0.02 and max(map(abs, res["loo_error"])) < 0.03
     assert all(b == BAND_FLOOR for b in res["band"].values())  # agreeing rows cannot justify less than the floor
 
