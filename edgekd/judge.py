@@ -28,7 +28,7 @@ def judge(ctx: "BuildContext", deployables: list[Deployable], out: Path, timed: 
           say: Progress) -> list[Candidate]:
     """Host figures for every artifact, then the target backend's (the host ones again for a host target)."""
     host = host_backend()
-    device = with_board(backend_for(ctx.target), ctx.config.board, ctx.config.cache_dir)
+    device = with_board(backend_for(ctx.target), ctx.config.board)
     settings = Settings(runs=ctx.config.bench_runs, warmup=ctx.config.bench_warmup)
     with timed("bench"):
         on_host = figures(host, deployables, ("fp32", "int8"), ctx, out, settings, say)

@@ -22,8 +22,8 @@ class BoardBackend(Backend):
     kind = "measured"
     probes_latency = False  # the pre-training search keeps the target backend's probes
 
-    def __init__(self, device: "SshDevice", inner: Backend, cache_dir: str | None = None) -> None:
-        self.device, self.inner, self.cache_dir = device, inner, cache_dir
+    def __init__(self, device: "SshDevice", inner: Backend) -> None:
+        self.device, self.inner = device, inner
         self.precisions = inner.precisions
 
     def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
@@ -40,7 +40,8 @@ class BoardBackend(Backend):
             if est is not None and isinstance(est.detail, ArmEstimate) and est.detail.counts:
                 from ..emu.count_store import Counts
 
-                remember(m, Counts(**est.detail.counts), board_clock(m, target.clock_ghz), self.cache_dir)
+                # the user's calibration store (not the build's --cache-dir): `edgekd calibrate` reads it
+                remember(m, Counts(**est.detail.counts), board_clock(m, target.clock_ghz))
             out.append(measured(m))
         return out
 
@@ -91,13 +92,13 @@ def measured(m: BoardMeasurement) -> LatencyFigure:
                          cold_start_ms=m.cold_start_ms, memory_mb=m.model_memory_mb)
 
 
-def with_board(inner: Backend, board: str | None, cache_dir: str | None = None) -> Backend:
+def with_board(inner: Backend, board: str | None) -> Backend:
     """``inner``, or the board backend around it when ``board`` (an ssh:// address) is given."""
     if not board:
         return inner
     from ..board.ssh import parse_device
 
-    return BoardBackend(parse_device(board), inner, cache_dir)
+    return BoardBackend(parse_device(board), inner)
 
 
 def _random(model: str):
