@@ -134,6 +134,8 @@ def main() -> None:
                       {"qemu": env.qemu_version, "wheels": env.wheels, "env": env.root.name})
     s = cal["summary"]
     ok = acceptance(s, cal)
+    # the same fit without the memory term (DRAM bytes set to 0): what the memory counts buy
+    compute_only = calibration([{**_row_dict(r), "dram_bytes": 0} for r in rows], "compute only", {})["summary"]
     print(f"thread efficiency e = {cal['efficiency']:.2f}; MEM cycles/byte per core "
           f"{ {k: round(v, 3) for k, v in cal['mem'].items()} } (pooled {cal['pooled_mem']:.3f})")
     for key in sorted(cal["cpi"]):
@@ -166,7 +168,12 @@ def main() -> None:
                f"Model: {cal['model']}; e = {cal['efficiency']:.2f}. Bands: {bands}. Rows: {rows_text}. "
                f"Estimates on the ARM targets (LiteRT): {tgt or 'not run'}. Counting + fit {t_counted / 60:.1f} min, "
                f"total {wall / 60:.1f} min.")
-    record("arm_estimator", {"calibration": cal, "acceptance": ok, "on_targets": on_targets, "wall_seconds": wall},
+    summary += (f" Without the memory term (compute only, same rows): fp32 median "
+                f"{100 * compute_only['fp32']['median_abs']:.1f}%, int8 {100 * compute_only['int8']['median_abs']:.1f}%, "
+                f"{100 * compute_only['all']['within_25']:.0f}% within ±25%, worst "
+                f"{100 * compute_only['all']['worst']:.0f}%.")
+    record("arm_estimator", {"calibration": cal, "acceptance": ok, "compute_only_summary": compute_only,
+                             "on_targets": on_targets, "wall_seconds": wall},
            summary, "python benchmarks/arm_estimator.py" + (" --no-write" if args.no_write else ""))
     print(summary)
 
