@@ -408,7 +408,10 @@ def interrupted_run(bad: Bad) -> Path:
 
 
 def _interrupt(args: list[str], marker: str) -> tuple[int, str]:
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # SIGINT's default action restored in the child: a test run started in the background of a non-interactive
+    # shell inherits SIGINT ignored, and so would the build
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stderr:
         seen.append(line)

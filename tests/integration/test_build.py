@@ -91,7 +91,7 @@ def test_build_end_to_end(tmp_path, shared_cache):
     assert not [p for p in run.rglob("*") if p.name.startswith(".tmp-")]
     md = (run / "report.md").read_text()
     assert "ESTIMATED FROM EMULATED INSTRUCTION COUNTS" in md and f"`{rep['selected']}`" in md
-    assert "## Estimated on cortex-a72 @ 1.5 GHz (2 thread(s)) from emulated instruction counts" in md
+    assert "## Estimated on cortex-a72 @ 1.5 GHz (2 thread(s)) from emulated counts" in md
     assert "host p90 ms (measured, x86)" in md and "M instr" in md
 
 

@@ -69,7 +69,8 @@ def assert_same(old: dict, new: dict, name: str) -> None:
     assert {k: new["data"][k] for k in added} == added
     accuracy_findings = [f for f in old["quantization_findings"] if f["kind"] == "accuracy"]
     assert [f for f in new["quantization_findings"] if f["kind"] == "accuracy"] == accuracy_findings
-    if name != "host":  # elsewhere the "slower" findings compare the backend's estimates, not host timings
+    if name == "npu":  # the "slower" findings compare the backend's figures: host timings are timings, and the
+        # ARM ones come from issue 18's estimator (which finds int8 slower than fp32 for these tiny LiteRT models)
         assert [(f["candidate"], f["kind"]) for f in new["quantization_findings"]] == \
                [(f["candidate"], f["kind"]) for f in old["quantization_findings"]]
     for key in ("accuracy", "id", "outputs", "weights_sha256", "spec", "training"):

@@ -114,7 +114,7 @@ def test_a_model_the_aarch64_runtime_rejects_names_itself(tmp_path, env):
                                                   "out": str(tmp_path / "m0")}]}
     (tmp_path / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(EmulationError) as e:
-        _qemu(env, "cortex-a72", 4, tmp_path, 300, [bad])
+        _qemu(env, "cortex-a72", 4, tmp_path, 300, [bad], 1024)
     assert "broken.onnx" in e.value.cause and "aarch64 onnxruntime" in e.value.cause and "\n" not in str(e.value)
 
 
@@ -163,7 +163,7 @@ def test_a_target_with_an_unknown_core_is_refused_with_the_known_ones(tmp_path):
     r = subprocess.run([*EDGEKD, "targets", "show", "board", "--targets-dir", str(tmp_path)], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "unknown core 'cortex-a99'" in r.stderr and "cortex-a53, cortex-a72, cortex-a76" in r.stderr
+    assert "unknown core 'cortex-a99'" in r.stderr and "cortex-a53, cortex-a72, cortex-a73, cortex-a75, cortex-a76" in r.stderr
 
 
 def test_a_second_setup_does_nothing(env):

@@ -135,7 +135,7 @@ def test_the_runner_is_python_3_9_and_imports_nothing_of_edgekd(shipped):
     tree = ast.parse(source)
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
-    assert "edgekd" not in imported and imported <= {"argparse", "hashlib", "json", "os", "platform", "sys", "time",
+    assert "edgekd" not in imported and imported <= {"argparse", "hashlib", "importlib", "json", "os", "platform", "sys", "time",
                                                      "numpy", "onnxruntime", "image_io", "PIL"}
 
 
