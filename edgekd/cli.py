@@ -168,6 +168,9 @@ def cli(debug: bool) -> None:
 
     Start with:  edgekd build --target raspberrypi
     """
+    from .console import quiet_third_party
+
+    quiet_third_party(debug)  # before TensorFlow, torch or LiteRT is imported; --debug shows their logs
 
 
 @cli.command()

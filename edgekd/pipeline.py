@@ -275,5 +275,8 @@ class _timed:
         return self
 
     def __exit__(self, *exc):
-        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + time.perf_counter() - self.t0
+        took = time.perf_counter() - self.t0
+        self.timings[self.stage] = self.timings.get(self.stage, 0.0) + took
+        if self.message and exc[0] is None:  # each announced stage ends with how long it took
+            self.say(f"    {self.stage}: done in {took:.1f} s")
         return False

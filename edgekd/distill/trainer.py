@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from ..errors import ConfigError, TeacherError, TrainingError
+from ..progress import EpochBar, eta_text
 from .config import DistillConfig
 
 if TYPE_CHECKING:
@@ -149,6 +150,8 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
             projections.train()
             order = torch.randperm(len(x_train), generator=gen)
             running, seen = 0.0, 0
+            per_epoch = sum(h["seconds"] for h in history) / len(history) if history else None
+            bar = EpochBar(epoch, config.epochs, steps_per_epoch, per_epoch, enabled=None if progress else False)
             for step in range(steps_per_epoch):
                 idx = order[step * config.batch_size:(step + 1) * config.batch_size][shard[0]::shard[1]]
                 xb, yb = rows(x_train, idx).to(dev), y_train[idx].to(dev)
@@ -183,6 +186,8 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
                 sched.step()
                 running += float(loss.detach()) * len(idx)
                 seen += len(idx)
+                bar.update(step, running / seen)
+            bar.clear()
             val_acc = evaluate(student, data.x_val, data.y_val)
             history.append({"epoch": epoch, "loss": running / seen, "val_accuracy": val_acc,
                             "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0})
@@ -191,8 +196,11 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
                 best_acc, best_state, stale = val_acc, copy.deepcopy(student.state_dict()), 0
             else:
                 stale += 1
+            left = config.epochs - epoch
+            mean_s = sum(h["seconds"] for h in history) / len(history)
             say(f"epoch {epoch}/{config.epochs}  loss {running / seen:.4f}  val acc {val_acc:.4f}"
-                f"{'  (best)' if improved else ''}  {time.perf_counter() - t0:.1f}s")
+                f"{'  (best)' if improved else ''}  {time.perf_counter() - t0:.1f}s"
+                + (f"  ETA {eta_text(mean_s * left)}" if left else ""))
             new_targets = on_epoch_end(epoch, student) if on_epoch_end is not None else None
             if new_targets is not None:
                 t_train = torch.from_numpy(new_targets.astype(np.float32))

@@ -26,6 +26,8 @@ def load_interpreter(path: str | Path, threads: int = 1):
     """A LiteRT interpreter with tensors allocated; a missing or unreadable file is a one-line edgekd error."""
     from ai_edge_litert.interpreter import Interpreter
 
+    from ..console import native_stderr_quiet
+
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
         raise ConfigError(f"threads must be an integer >= 1, got {threads!r}", "pass threads=1 or more")
     p = Path(path)
@@ -33,7 +35,8 @@ def load_interpreter(path: str | Path, threads: int = 1):
         raise ConfigError(f"TFLite model not found: {p}", "export the model first or fix the path")
     try:
         interp = Interpreter(model_path=str(p), num_threads=threads)
-        interp.allocate_tensors()
+        with native_stderr_quiet():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" line
+            interp.allocate_tensors()
     except Exception as e:  # LiteRT raises ValueError/RuntimeError with multi-line C++ text
         raise ExportError(f"LiteRT cannot load {p} ({type(e).__name__}: {first_line(e)})",
                           "check that the file is a complete .tflite model (re-export it)") from None
