@@ -226,7 +226,7 @@ class NpuEmuBackend(Backend):
     name = BACKEND
     kind = "estimated"
     precisions = ("int8",)
-    probes_latency = False  # the search checks activations against SRAM instead
+    probes_latency = True  # Vela compiles a random-weight probe in seconds (the search also checks SRAM)
 
     def figures(self, jobs: list[Job], target: "TargetProfile", settings: Settings) -> list[LatencyFigure]:
         return [estimated(bench_npu(j.model, target, out_dir=None if j.keep_dir is None else Path(j.keep_dir) / "npu"))

@@ -2,8 +2,8 @@
 
 The profile under test is the built-in ethos-u55-128 read from a --targets-dir copy with only budget lines
 changed: a lower min_accuracy (students trained 3 epochs on 1.3k digits do not reliably reach 85%), a time
-budget no student meets on Vela's estimate (found after training), or an SRAM budget below any student's
-activations (found by the pre-training search).
+budget no student meets on Vela's estimate (found before training by Vela's estimate of random-weight probes, or
+after training with --no-search), or an SRAM budget below any student's activations (found by the search).
 """
 
 from __future__ import annotations
@@ -86,10 +86,31 @@ def test_build_for_ethos_u55_128_judges_candidates_on_vela(npu_build):
 
 
 @pytest.mark.slow
-def test_build_says_which_npu_budget_no_candidate_meets(tmp_path, npu_build):
-    """Students are trained, then every Vela time is over the budget: exit 3 naming the budget and the excess."""
-    _tmp, cache, _r = npu_build  # reuse the cached teacher
+def test_an_npu_time_budget_no_candidate_can_meet_is_found_before_training(tmp_path, npu_build):
+    """Vela compiles a random-weight probe of the smallest and largest candidate before any training (issue 19)."""
+    _tmp, cache, _r = npu_build
     r = _build(tmp_path, cache, min_accuracy=0.0, p90_latency_ms=0.001)  # Vela says ~0.01-0.05 ms here
+    assert r.returncode == 3, r.stderr[-3000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("edgekd: error: no candidate can meet the ethos-u55-128 budget (estimated before training")
+    assert "search: probing 2 random-weight int8 artifact(s) on ethos-u55-128" in r.stderr
+    assert "distilling" not in r.stderr and "Traceback" not in r.stderr
+    plan = json.loads((tmp_path / "run" / "search" / "plan.json").read_text())
+    assert [c["decision"] for c in plan] == ["skip", "skip"] and 0.001 < plan[0]["latency_ms"] < plan[1]["latency_ms"]
+
+
+@pytest.mark.slow
+def test_build_says_which_npu_budget_no_candidate_meets(tmp_path, npu_build):
+    """Without the search, students are trained, then every Vela time is over the budget: exit 3 naming the
+    budget and the excess."""
+    _tmp, cache, _r = npu_build  # reuse the cached teacher
+    _profile(tmp_path / "targets", min_accuracy=0.0, p90_latency_ms=0.001)  # Vela says ~0.01-0.05 ms here
+    args = ["build", "--target", "ethos-u55-128", "--targets-dir", str(tmp_path / "targets"), "--data", "digits",
+            "--out", str(tmp_path / "run"), "--cache-dir", str(cache), "--epochs", "3", "--bench-runs", "20",
+            "--no-search"]
+    for s in SIZES:
+        args += ["--size", s]
+    r = _run(*args)
     assert r.returncode == 3, r.stderr[-3000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("edgekd: error: no student meets the ethos-u55-128 budget; closest is convnet_w0.25_d1")
