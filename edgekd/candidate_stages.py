@@ -56,11 +56,20 @@ def distill_candidate(ctx: BuildContext, spec: "StudentSpec", cdir: Path, timed:
 
     config, data, cache = ctx.config, ctx.data_for(spec.input_shape), ctx.cache
     key = cache.key("distill", data.fingerprint(), ctx.teacher_id, spec.as_dict(), config.distill.as_dict())
+    def train() -> Checkpoint:
+        return distill_student(data, spec, config.distill, cdir, teacher=ctx.teacher,
+                               teacher_logits=ctx.teacher_logits, progress=lambda m: say(f"    {m}"))
+
+    def trained() -> Checkpoint:  # the shared store: a student is trained once, whatever the target (not --fresh)
+        if cache.fresh:
+            return train()
+        from .cache import default_cache_dir
+        from .student_store import trained_once
+
+        return trained_once(config.cache_dir or default_cache_dir(), key, cdir, train, say)
+
     with timed("distill"):
-        ckpt = cache.run("distill", cdir, key, [cdir / "student.pt", cdir / "student.json"],
-                         lambda: distill_student(data, spec, config.distill, cdir, teacher=ctx.teacher,
-                                                 teacher_logits=ctx.teacher_logits,
-                                                 progress=lambda m: say(f"    {m}")),
+        ckpt = cache.run("distill", cdir, key, [cdir / "student.pt", cdir / "student.json"], trained,
                          asdict, lambda d: Checkpoint(**d))
     say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
     return ckpt
