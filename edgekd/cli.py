@@ -638,6 +638,49 @@ def smoke_run(bundle: str, emulate: bool, target: str | None, targets_dir: str |
         raise click.exceptions.Exit(1)
 
 
+@cli.group()
+def cache() -> None:
+    """The cache folder (~/.cache/edgekd): what it holds, and freeing it."""
+
+
+@cache.command("list")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Default: ~/.cache/edgekd.")
+def cache_list(cache_dir: str | None) -> None:
+    """Each area: entries, size, and how recently one was used."""
+    from pathlib import Path
+
+    from .cache import default_cache_dir
+    from .cache_admin import list_areas
+
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    click.echo(f"{root}")
+    for a in list_areas(root):
+        used = "-" if a.newest_days is None else f"{a.newest_days:.1f} days ago"
+        click.echo(f"  {a.name:15s} {a.entries:6d} entries {a.bytes / 1e6:10.1f} MB  last used {used:>15s}  {a.what}")
+
+
+@cache.command("prune")
+@click.option("--older-than", type=click.FloatRange(min=0), default=30.0, show_default=True, metavar="DAYS",
+              help="Remove entries not used for this many days (0: all).")
+@click.option("--area", "areas", multiple=True, help="Only these areas (repeatable; default: all but 'arm').")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Default: ~/.cache/edgekd.")
+def cache_prune(older_than: float, areas: tuple[str, ...], cache_dir: str | None) -> None:
+    """Free the cache: entries unused for --older-than days (board measurements are never removed)."""
+    from pathlib import Path
+
+    from .cache import default_cache_dir
+    from .cache_admin import AREAS, prune
+    from .errors import ConfigError
+
+    unknown = [a for a in areas if a not in AREAS]
+    if unknown:
+        raise ConfigError(f"unknown cache area(s): {', '.join(unknown)}", f"use one of {', '.join(AREAS)}")
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    n, freed = prune(root, older_than, areas or tuple(a for a in AREAS if a != "arm"))
+    click.echo(f"removed {n} entr{'y' if n == 1 else 'ies'} unused for {older_than:g}+ days, {freed / 1e6:.1f} MB "
+               f"freed ({root})")
+
+
 @cli.command()
 def calibrate() -> None:
     """Refit the ARM latency estimator from the shipped calibration rows plus every board measurement stored by

@@ -73,6 +73,7 @@ def _copy_out(entry: Path, cdir: Path) -> Checkpoint:
         raise OSError(f"the stored student {entry} does not match its record")
     with atomic_path(cdir / "student.json") as tmp:
         tmp.write_text(json.dumps(record, indent=2))
+    os.utime(entry)  # used now: `edgekd cache prune` removes what has not been used for a while
     return ckpt
 
 
