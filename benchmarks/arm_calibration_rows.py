@@ -50,11 +50,6 @@ class Row:
     llc_kb: int = 0
 
     @property
-    def name(self) -> str:
-        w = "" if self.arch != "mobilenet_v2" or self.width == 1.0 else f" {self.width:g}"
-        return f"{self.device} | {self.model.split(' (')[0]}{'' if w else ''} {self.size} {self.precision} t{self.threads}"
-
-    @property
     def export_name(self) -> str:
         return f"{self.arch}_w{self.width:g}_{self.size}_{self.precision}.tflite"
 

@@ -37,9 +37,7 @@ STANDARD = (("mobilenet_v1", 1.0), ("mobilenet_v2", 1.0), ("mobilenet_v3_large",
 
 
 def _row_dict(r: Row) -> dict:
-    d = asdict(r)
-    d["source"] = r.source
-    return d
+    return asdict(r)
 
 
 def acceptance(summary: dict, cal: dict) -> dict:
