@@ -128,6 +128,14 @@ def run_tflite(path: str | Path, x: np.ndarray, threads: int = 1, layout: str = 
     sample = tuple(data.shape[1:])
     if last and len(sample) >= 2:
         sample = sample[1:] + sample[:1]
+    from ..console import native_stderr_quiet
+
+    with native_stderr_quiet():  # LiteRT may make its delegate again on a resize or the first invoke (INFO line)
+        return _run_batches(interp, inp, out, data, model_shape, sample, last, path)
+
+
+def _run_batches(interp, inp: dict, out: dict, data: np.ndarray, model_shape: tuple[int, ...],
+                 sample: tuple[int, ...], last: bool, path: Any) -> np.ndarray:
     step = _batch_step(interp, inp, model_shape, len(data), sample)
     chunks = []
     for start in range(0, len(data), step):
