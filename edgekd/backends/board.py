@@ -21,6 +21,7 @@ class BoardBackend(Backend):
     name = "board"
     kind = "measured"
     probes_latency = False  # the pre-training search keeps the target backend's probes
+    batches = True  # the estimates beside the measurements: one emulated process for all jobs
 
     def __init__(self, device: "SshDevice", inner: Backend) -> None:
         self.device, self.inner = device, inner

@@ -82,6 +82,7 @@ def measure_on_board(device: SshDevice, model: str | Path, target: "TargetProfil
     with tempfile.TemporaryDirectory(prefix="edgekd-board-") as tmp:
         bundle = make_bundle(model, target, Path(tmp) / "bundle", x, labels, images=images)
         archive = (Path(tmp) / "bundle.tar.gz").read_bytes()
+        precision = json.loads((bundle / "manifest.json").read_text())["precision"]  # found while bundling
     runner = f'"$d"/{bundle.name}/run_smoke.py'
     remote = (f'd=$(mktemp -d) && tar -xzf - -C "$d" && {quote(device.python)} {runner} "$d"/{bundle.name} '
               f"--runs {int(runs)} --threads {int(target.threads)} --describe --print-result; "
@@ -102,7 +103,7 @@ def measure_on_board(device: SshDevice, model: str | Path, target: "TargetProfil
                          "there by hand (edgekd smoke) and compare runtime versions")
     board = result.get("board") or {}
     m = BoardMeasurement(
-        device.url, board, board_core(board), str(result.get("runtime", "")), _precision(model),
+        device.url, board, board_core(board), str(result.get("runtime", "")), precision,
         str(model), sha256_file(model), int(result["threads"]), int(result["runs"]), float(result["p50_ms"]),
         float(result["p90_ms"]), float(result["p99_ms"]), float(result["mean_ms"]),
         float(result["cold_start_ms"]), result.get("peak_rss_mb"), result.get("model_memory_mb"),
@@ -124,16 +125,3 @@ def board_core(board: dict[str, Any]) -> str:
     parts = {str(p).lower() for p in board.get("cpu_parts") or ()}
     matches = [CORES.get(n) for n in CORES.names() if f"{CORES.get(n).part:#05x}" in parts]
     return max(matches, key=lambda c: c.part).name if matches else ""
-
-
-def _precision(model: Path) -> str:
-    from ..emu.run import RUNTIMES, host_reference
-
-    sample = _sample(model)
-    return host_reference(model, RUNTIMES[model.suffix], sample, None)[3]
-
-
-def _sample(model: Path) -> np.ndarray:
-    from ..backends.arm import random_inputs
-
-    return random_inputs(model, 1)
