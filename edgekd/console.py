@@ -9,7 +9,8 @@ What the libraries edgekd drives print on their own, and how each is silenced (t
 - LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." written by C++ straight to file descriptor 2:
   :func:`native_stderr_quiet` around the call that prints it.
 
-``EDGEKD_DEBUG=1`` (set by ``--debug``) leaves everything as the libraries make it.
+``EDGEKD_DEBUG=1`` (set by ``--debug``, cleared without it) leaves everything as the libraries make it; the
+processes edgekd starts inherit it.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def quiet_third_party(debug: bool = False) -> None:
     if debug:
         os.environ[DEBUG_ENV] = "1"
         return
+    os.environ.pop(DEBUG_ENV, None)  # the flag decides: a value left by an earlier in-process call does not count
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow C++ INFO/WARNING, the oneDNN notice
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)

@@ -14,6 +14,16 @@ EDGEKD = [str(REPO / ".venv" / "bin" / "edgekd")] if (REPO / ".venv/bin/edgekd")
     sys.executable, "-m", "edgekd"]
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """A test that runs the CLI in-process (``main([...])``) changes os.environ (``--debug`` sets EDGEKD_DEBUG,
+    the quiet console sets TF_CPP_MIN_LOG_LEVEL); later tests' subprocesses must not inherit that."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture(scope="session")
 def digits():
     from edgekd.data import load_dataset
