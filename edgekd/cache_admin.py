@@ -1,8 +1,8 @@
 """``edgekd cache list|prune``: what the cache folder holds, and freeing it.
 
 Each area is a folder of entries (files or folders) that edgekd can make again, at a cost: trained students,
-teachers, teacher outputs, decoded images, emulated counts, the emulation environment. Prune removes entries
-not used (modified) for ``--older-than`` days; a student another build is training (its lock held) is left
+exported and quantized models, teachers, teacher outputs, decoded images, emulated counts, the emulation environment. Prune removes entries
+not used (modified) for ``--older-than`` days; an entry another build is making (its lock held) is left
 alone. The local calibration store (board measurements) is never pruned: it cannot be made again.
 """
 
@@ -16,6 +16,7 @@ from pathlib import Path
 
 AREAS = {  # folder -> what it holds (all can be rebuilt)
     "students": "trained students shared between builds",
+    "artifacts": "ONNX, int8 and TFLite models of those students, shared between builds",
     "teachers": "the built-in default teachers",
     "teacher-logits": "teacher outputs per data set",
     "images": "decoded image folders",

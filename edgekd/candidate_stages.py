@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ContextManager
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, TypeVar
 
 from .backends.host import host_threads
 from .records import Checkpoint, Deployable, ExportedModel
+from .shared_store import ARTIFACTS, STUDENTS
 from .stage_cache import StageCache
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 Timed = Callable[[str], ContextManager[Any]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,30 @@ class BuildContext:
         """The data as a candidate of ``input_shape`` takes it (another input resolution: ``Dataset.at_size``)."""
         return self.data.for_shape(tuple(input_shape))
 
+    @property
+    def cache_dir(self) -> Path:
+        from .cache import default_cache_dir
+
+        return Path(self.config.cache_dir) if self.config.cache_dir else default_cache_dir()
+
+
+def _shared_stage(ctx: BuildContext, area: str, stage: str, cdir: Path, key: str, files: tuple[str, ...],
+                  make: Callable[[], T], encode: Callable[[T], Any], decode: Callable[[Any], T], say: Progress) -> T:
+    """A target-independent stage: its stamp in ``cdir`` first, then the shared store (made once for every target
+    and run directory), else ``make``; ``--fresh`` makes it anew and shares nothing."""
+    from .shared_store import made_once
+
+    def work() -> T:
+        if ctx.cache.fresh:
+            return make()
+        result, copied = made_once(ctx.cache_dir, area, key, cdir, files, make, encode, decode)
+        if copied:
+            ctx.cache.shared.append(f"{cdir.name}/{stage}")
+            say(f"    {stage}: copied from the shared store (made by an earlier build: {ctx.cache_dir / area})")
+        return result
+
+    return ctx.cache.run(stage, cdir, key, [cdir / f for f in files], work, encode, decode)
+
 
 def exported(d: dict[str, Any]) -> ExportedModel:
     return ExportedModel(**{**d, "input_shape": tuple(d["input_shape"])})
@@ -60,17 +86,9 @@ def distill_candidate(ctx: BuildContext, spec: "StudentSpec", cdir: Path, timed:
         return distill_student(data, spec, config.distill, cdir, teacher=ctx.teacher,
                                teacher_logits=ctx.teacher_logits, progress=lambda m: say(f"    {m}"))
 
-    def trained() -> Checkpoint:  # the shared store: a student is trained once, whatever the target (not --fresh)
-        if cache.fresh:
-            return train()
-        from .cache import default_cache_dir
-        from .student_store import trained_once
-
-        return trained_once(config.cache_dir or default_cache_dir(), key, cdir, train, say)
-
-    with timed("distill"):
-        ckpt = cache.run("distill", cdir, key, [cdir / "student.pt", cdir / "student.json"], trained,
-                         asdict, lambda d: Checkpoint(**d))
+    with timed("distill"):  # a student is trained once, whatever the target (not with --fresh)
+        ckpt = _shared_stage(ctx, STUDENTS, "distill", cdir, key, ("student.pt", "student.json"), train, asdict,
+                             lambda d: Checkpoint(**d), say)
     say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
     return ckpt
 
@@ -90,24 +108,25 @@ def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Tim
 
     k_src = cache.key("distilled", ckpt.sha256, data.fingerprint())
     with timed("export"):
-        fp32 = cache.run("onnx_fp32", cdir, cache.key("onnx", k_src), [cdir / "model_fp32.onnx"],
-                         lambda: export_student(student(), data, cdir / "model_fp32.onnx"), asdict, exported)
+        fp32 = _shared_stage(ctx, ARTIFACTS, "onnx_fp32", cdir, cache.key("onnx", k_src), ("model_fp32.onnx",),
+                             lambda: export_student(student(), data, cdir / "model_fp32.onnx"), asdict, exported, say)
     threads = host_threads(target)
     out = []
     if "onnxruntime" in target.runtimes:
         with timed("quantize"):
-            int8 = cache.run("onnx_int8", cdir, cache.key("ort-int8", fp32.sha256, config.int8_search,
-                                                          data.fingerprint()), [cdir / "model_int8.onnx"],
-                             lambda: _quantize(config, fp32, data, cdir / "model_int8.onnx"), asdict, exported)
+            int8 = _shared_stage(ctx, ARTIFACTS, "onnx_int8", cdir, cache.key("ort-int8", fp32.sha256,
+                                                                                config.int8_search, data.fingerprint()),
+                                 ("model_int8.onnx",), lambda: _quantize(config, fp32, data, cdir / "model_int8.onnx"),
+                                 asdict, exported, say)
         say(f"    onnxruntime: fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
             f"({int8.config.get('scheme', 'minmax')}, argmax agreement {int8.parity.get('argmax_agreement'):.4f})")
         out.append(Deployable("onnxruntime", ckpt, fp32, int8, threads))
     if "litert" in target.runtimes:
         with timed("tflite"):
-            t32, t8 = (cache.run(f"tflite_{p}", cdir, cache.key("tflite", p, k_src, fp32.sha256),
-                                 [cdir / f"model_{p}.tflite"],
-                                 lambda p=p: export_student_tflite(student(), data, cdir / f"model_{p}.tflite", p,
-                                                                   onnx_path=fp32.path), asdict, exported)
+            t32, t8 = (_shared_stage(ctx, ARTIFACTS, f"tflite_{p}", cdir, cache.key("tflite", p, k_src, fp32.sha256),
+                                     (f"model_{p}.tflite",),
+                                     lambda p=p: export_student_tflite(student(), data, cdir / f"model_{p}.tflite", p,
+                                                                       onnx_path=fp32.path), asdict, exported, say)
                        for p in ("fp32", "int8"))
         say(f"    litert: fp32 acc {t32.accuracy:.4f}, int8 acc {t8.accuracy:.4f} (route {t8.config.get('route')}, "
             f"int8 I/O, argmax agreement {t8.parity.get('argmax_agreement'):.4f})")

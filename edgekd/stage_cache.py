@@ -48,6 +48,7 @@ class StageCache:
     versions: dict[str, str] = field(default_factory=tool_versions)
     ran: list[str] = field(default_factory=list)  # "candidate/stage" that did work in this build
     reused: list[str] = field(default_factory=list)  # ... that were read back from an earlier build
+    shared: list[str] = field(default_factory=list)  # ... copied from the shared store (``shared_store``)
 
     def key(self, *parts: Any) -> str:
         return content_key(STAMP_FORMAT, self.versions, *parts)
@@ -72,7 +73,8 @@ class StageCache:
                                   "seconds": round(time.perf_counter() - t0, 3),
                                   "outputs": {str(Path(p).relative_to(where)): sha256_file(p) for p in outputs},
                                   "record": encode(result)})
-        self.ran.append(label)
+        if label not in self.shared:  # copied from the shared store is not "ran"
+            self.ran.append(label)
         return result
 
     def lookup(self, stage: str, where: Path, key: str) -> Any:
@@ -85,7 +87,8 @@ class StageCache:
         return record
 
     def summary(self) -> dict[str, Any]:
-        return {"fresh": self.fresh, "ran": list(self.ran), "reused": list(self.reused)}
+        return {"fresh": self.fresh, "ran": list(self.ran), "reused": list(self.reused),
+                "shared": list(self.shared)}
 
 
 def _valid(stamp: Path, key: str, where: Path) -> Any:

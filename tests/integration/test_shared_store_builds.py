@@ -1,5 +1,5 @@
 """Train once, for every target: a build for another target (into another run directory, same cache folder)
-copies the student the first build trained instead of training it again."""
+copies the student, its ONNX export and its int8 model the first build made instead of making them again."""
 
 from __future__ import annotations
 
@@ -26,7 +26,16 @@ def test_a_second_target_reuses_the_trained_student(tmp_path):
     assert "epoch 1/2" in first.stderr  # trained here
     second = _build(tmp_path, "golden-arm", "arm")
     assert second.returncode in (0, 3), second.stderr[-2000:]
-    assert "epoch 1/2" not in second.stderr and "reused the student trained by an earlier build" in second.stderr
+    assert "epoch 1/2" not in second.stderr and "distill: copied from the shared store" in second.stderr
+    stages = json.loads((tmp_path / "arm" / "report.json").read_text())["stages"]
+    c = "convnet_w0.25_d1"
+    assert set(stages["shared"]) == {f"{c}/distill", f"{c}/onnx_fp32"}  # the host target made no TFLite
+    assert {f"{c}/tflite_fp32", f"{c}/tflite_int8"} <= set(stages["ran"])
+    third = _build(tmp_path, "golden-arm", "arm-again")  # another run directory: the TFLite models are shared too
+    assert third.returncode in (0, 3), third.stderr[-2000:]
+    stages = json.loads((tmp_path / "arm-again" / "report.json").read_text())["stages"]
+    assert set(stages["shared"]) == {f"{c}/distill", f"{c}/onnx_fp32", f"{c}/tflite_fp32", f"{c}/tflite_int8"}
+    assert not [s for s in stages["ran"] if s.split("/")[-1] in ("distill", "onnx_fp32", "tflite_fp32", "tflite_int8")]
     a, b = (json.loads((tmp_path / d / "candidates" / "convnet_w0.25_d1" / "student.json").read_text())
             for d in ("host", "arm"))
     assert a["sha256"] == b["sha256"] and b["path"].startswith(str(tmp_path / "arm"))
