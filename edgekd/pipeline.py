@@ -104,6 +104,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
         release_free_memory()  # conversion graphs
     candidates = judge(ctx, deployables, out, timed, say)
     say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
+        + (f", {len(cache.shared)} copied from the shared store" if cache.shared else "")
         + (" (--fresh)" if config.fresh else ""))
     candidates = _with_ops_profiles(candidates, ctx, config, timings, say)
 

@@ -187,7 +187,9 @@ def _skipped(r: dict[str, Any]) -> str:
                     f"<td class=\"l {'ok' if trained else 'bad'}\">{escape(why)}</td></tr>")
     st = r.get("stages") or {}
     stages = (f"<p class=\"note\">Stages: {len(st.get('ran', []))} ran in this build, {len(st.get('reused', []))} "
-              "reused from an earlier build with the same inputs" + (" (--fresh)" if st.get("fresh") else "") + ".</p>"
+              "reused from an earlier build with the same inputs"
+              + (f", {len(st['shared'])} copied from the shared store" if st.get("shared") else "")
+              + (" (--fresh)" if st.get("fresh") else "") + ".</p>"
               if st else "")
     return (f"<h2>Search: {len(considered)} candidate(s) considered, {len(search.get('trained') or [])} trained</h2>\n"
             "<p class=\"note\">Sized before training (random weights); latency estimated on the target from two "

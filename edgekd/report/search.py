@@ -24,6 +24,9 @@ def search_markdown(r: dict[str, Any]) -> list[str]:
                      f"| {c['peak_activation_kib']:.1f} | {lat} | {c['est_train_s']:.0f} | {dec} |")
     st = r.get("stages")
     if st:
+        shared = st.get("shared") or []
         lines += ["", f"Stages: {len(st['ran'])} ran in this build, {len(st['reused'])} reused from an earlier build "
-                  "with the same inputs" + (" (--fresh: none reused)" if st.get("fresh") else "") + "."]
+                  "with the same inputs"
+                  + (f", {len(shared)} copied from the shared store (made for another target or run)" if shared else "")
+                  + (" (--fresh: none reused)" if st.get("fresh") else "") + "."]
     return lines + [""]
