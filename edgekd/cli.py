@@ -174,9 +174,12 @@ def cli(debug: bool) -> None:
 
 
 @cli.command()
-@click.option("--target", default="raspberrypi", show_default=True, help="Device profile (see `edgekd targets list`).")
+@click.option("--target", "targets", multiple=True, default=("raspberrypi",), show_default=True,
+              help="Device profile (see `edgekd targets list`); repeat it to build for several devices at once "
+              "(students trained once, one run directory per target, comparison.md beside them).")
 @click.option("--targets-dir", type=click.Path(file_okay=False), default=None, help="Extra directory of target TOMLs.")
-@click.option("--out", type=click.Path(file_okay=False), default=None, help="Run directory (default runs/TARGET).")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Run directory (default runs/TARGET; several targets: runs/A+B+..., one folder per target).")
 @click.option("--family", default=None, help=FAMILY_HELP)
 @click.option("--student-arch", default=None, metavar="MODULE:FACTORY",
               help="Your own student architecture: factory(num_classes, width, depth, in_channels) returning a "
@@ -206,7 +209,8 @@ def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
     from .pipeline import BuildConfig, build as run_build
 
-    cfg = BuildConfig(target=kw["target"], data=kw["data"], teacher=_one_teacher(kw), teacher_arch=kw["teacher_arch"],
+    targets = tuple(kw["targets"])
+    cfg = BuildConfig(target=targets[0], data=kw["data"], teacher=_one_teacher(kw), teacher_arch=kw["teacher_arch"],
                       teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                       teacher_input=kw["teacher_input"], images=_image_options(kw),
                       out_dir=kw["out"], targets_dir=kw["targets_dir"],
@@ -217,6 +221,14 @@ def build(**kw: Any) -> None:
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
                       fresh=kw["fresh"], retime=kw["retime"], board=kw["device"][1], command=_command_line())
+    if len(targets) > 1:
+        from .multi_target import build_targets, default_out
+
+        cmp = build_targets(cfg, targets, progress=_say)
+        for t in cmp["targets"]:
+            click.echo(f"{t['target']}: chosen {t['selected']}")
+        click.echo(f"comparison: {cfg.out_dir or default_out(targets)}/comparison.md (and .json, .html)")
+        return
     report = run_build(cfg, progress=_say)
     sel = next(c for c in report["candidates"] if c["name"] == report["selected"])
     lat = sel["latency"]
