@@ -43,6 +43,8 @@ class BuildConfig:
     time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
     search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
     board: str | None = None  # ssh://user@host[:port]: judge the artifacts by measuring them on this board
+    jobs: int = 1  # train the candidates in this many worker processes (parallel_train)
+    ray: str | None = None  # "auto" or a Ray cluster's address: train the candidates as Ray tasks
     command: str = ""  # the command line that started the build, for the report
 
     def __post_init__(self) -> None:
@@ -58,5 +60,12 @@ class BuildConfig:
         if self.resolutions is not None and (not self.resolutions or any(not 8 <= r <= 4096 for r in self.resolutions)):
             raise ConfigError(f"--resolution {self.resolutions} is not a list of sizes in 8..4096 px",
                               "pass e.g. --resolution 96 --resolution 128")
+        if self.jobs < 1:
+            raise ConfigError(f"--jobs {self.jobs} is below 1", "pass --jobs 1 (serial) or more")
+        if self.ray is not None and self.jobs > 1:
+            raise ConfigError("--jobs and --ray both say where to train", "pass one of them (Ray decides how many "
+                              "tasks run at once)")
+        if self.ray is not None and not self.ray.strip():
+            raise ConfigError("--ray is empty", "pass --ray auto or a cluster address, e.g. --ray 10.0.0.5:6379")
         if self.data_limit is not None and self.data_limit < 10:
             raise ConfigError(f"--limit {self.data_limit} is too small", "keep at least 10 training samples")

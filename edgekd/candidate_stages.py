@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 Timed = Callable[[str], ContextManager[Any]]
 T = TypeVar("T")
+STUDENT_FILES = ("student.pt", "student.json")
 
 
 @dataclass(frozen=True)
@@ -76,21 +77,41 @@ def exported(d: dict[str, Any]) -> ExportedModel:
     return ExportedModel(**{**d, "input_shape": tuple(d["input_shape"])})
 
 
-def distill_candidate(ctx: BuildContext, spec: "StudentSpec", cdir: Path, timed: Timed, say: Progress) -> Checkpoint:
-    """Train one student (or read it back from an earlier build with the same inputs)."""
+def distill_key(ctx: BuildContext, spec: "StudentSpec") -> str:
+    """The distill stage's key: the data, the teacher, the student spec, the distillation config (never the target)."""
+    return ctx.cache.key("distill", ctx.data_for(spec.input_shape).fingerprint(), ctx.teacher_id, spec.as_dict(),
+                         ctx.config.distill.as_dict())
+
+
+def distill_candidate(ctx: BuildContext, spec: "StudentSpec", cdir: Path, timed: Timed, say: Progress,
+                      trained_elsewhere: "Callable[[Path], Checkpoint] | None" = None) -> Checkpoint:
+    """Train one student (or read it back from an earlier build with the same inputs); ``trained_elsewhere``
+    writes a student a ``--jobs``/``--ray`` worker trained into ``cdir`` instead of training it here."""
     from .stages import distill_student
 
-    config, data, cache = ctx.config, ctx.data_for(spec.input_shape), ctx.cache
-    key = cache.key("distill", data.fingerprint(), ctx.teacher_id, spec.as_dict(), config.distill.as_dict())
+    config, data = ctx.config, ctx.data_for(spec.input_shape)
+
     def train() -> Checkpoint:
+        if trained_elsewhere is not None:
+            return trained_elsewhere(cdir)
         return distill_student(data, spec, config.distill, cdir, teacher=ctx.teacher,
                                teacher_logits=ctx.teacher_logits, progress=lambda m: say(f"    {m}"))
 
     with timed("distill"):  # a student is trained once, whatever the target (not with --fresh)
-        ckpt = _shared_stage(ctx, STUDENTS, "distill", cdir, key, ("student.pt", "student.json"), train, asdict,
+        ckpt = _shared_stage(ctx, STUDENTS, "distill", cdir, distill_key(ctx, spec), STUDENT_FILES, train, asdict,
                              lambda d: Checkpoint(**d), say)
     say(f"    fp32 test accuracy {ckpt.accuracy_fp32:.4f}, {ckpt.params} params, {ckpt.macs / 1e6:.2f} M MACs")
     return ckpt
+
+
+def already_trained(ctx: BuildContext, spec: "StudentSpec", cdir: Path) -> bool:
+    """Whether the distill stage would read the student back (its stamp in ``cdir``, or the shared store)."""
+    from .shared_store import stored
+
+    if ctx.cache.fresh:
+        return False
+    key = distill_key(ctx, spec)
+    return ctx.cache.has("distill", cdir, key) or stored(ctx.cache_dir, STUDENTS, key, STUDENT_FILES)
 
 
 def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Timed, say: Progress) -> list[Deployable]:

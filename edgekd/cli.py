@@ -204,6 +204,12 @@ def cli(debug: bool) -> None:
 @click.option("--retime", is_flag=True, help="Time the candidates' training steps again for --time-budget (they are "
               "measured once per machine and architecture and kept in the cache folder, so the plan does not "
               "follow the machine's load).")
+@click.option("--jobs", type=int, default=1, show_default=True,
+              help="Train the candidates in N worker processes (each with the serial build's torch threads, so the "
+              "students are bit-identical to a serial build's).")
+@click.option("--ray", default=None, metavar="auto|ADDRESS",
+              help="Train the candidates as tasks on a Ray cluster (pip install 'edgekd[ray]'): auto = the running "
+              "one (`ray start --head`), or its address.")
 @_distill_options
 def build(**kw: Any) -> None:
     """Distil, export, quantize, benchmark and pick the student that fits TARGET; write the report."""
@@ -220,7 +226,8 @@ def build(**kw: Any) -> None:
                       unlabeled=kw["unlabeled"],
                       bench_runs=kw["bench_runs"], strict=kw["strict"], int8_search=kw["int8_search"],
                       search=kw["search"], max_candidates=kw["max_candidates"], time_budget_s=kw["time_budget"],
-                      fresh=kw["fresh"], retime=kw["retime"], board=kw["device"][1], command=_command_line())
+                      fresh=kw["fresh"], retime=kw["retime"], board=kw["device"][1], jobs=kw["jobs"],
+                      ray=kw["ray"], command=_command_line())
     if len(targets) > 1:
         from .multi_target import build_targets, default_out
 

@@ -57,7 +57,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     from .environment import environment
     from .judge import decide, judge
     from .models.students import ladder
-    from .prepare import TeacherSource, load_data, load_teachers, teacher_outputs, with_teacher_contract
+    from .prepare import build_inputs
     from .report.build_report import build_report_dict
     from .report.writer import write_reports
     from .stage_cache import StageCache
@@ -67,19 +67,16 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     target = load_target(config.target, config.targets_dir)
+    if config.ray:
+        from .parallel_train import check_ray
+
+        check_ray(config.ray)  # before any work: a wrong address fails in seconds
     out = ensure_dir(config.out_dir or Path("runs") / target.name)
     cache_dir = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
 
     # data -> teacher
-    with _timed(timings, "data", say, f"data: loading {config.data}"):
-        data = load_data(config.data, seed=config.distill.seed, limit=config.data_limit, unlabeled=config.unlabeled,
-                         say=say, images=config.images, cache_dir=cache_dir)
-    with _timed(timings, "teacher", say, "teacher: preparing"):
-        source = TeacherSource((config.teacher,) if config.teacher else (), config.teacher_arch,
-                               config.teacher_outputs, config.trust_pickle, config.teacher_input)
-        data = with_teacher_contract(source, data, say)
-        loaded = load_teachers(source, data, cache_dir, say)[0]
-        teacher_info, teacher_logits = teacher_outputs(loaded, data, cache_dir, say)
+    data, loaded, teacher_info, teacher_logits = build_inputs(
+        config, cache_dir, say, lambda stage, message: _timed(timings, stage, say, message))
 
     # plan: which students are worth training
     cache = StageCache(fresh=config.fresh)
@@ -95,10 +92,19 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     ctx = BuildContext(config, target, data, loaded.teacher, teacher_logits, teacher_info.id, cache)
     timed = _stage_timer(timings, say)
     deployables = []
+    cdirs = {s.name: ensure_dir(out / "candidates" / s.name) for s in chosen}
+    elsewhere = {}
+    if (config.jobs > 1 or config.ray) and len(chosen) > 0:  # the trainings as parallel jobs, adopted below
+        from .parallel_train import adopter, train_in_parallel
+
+        with timed("distill"):
+            elsewhere = {n: adopter(t) for n, t in train_in_parallel(ctx, [(s, cdirs[s.name]) for s in chosen],
+                                                                     say).items()}
     for i, spec in enumerate(chosen, 1):
-        cdir = ensure_dir(out / "candidates" / spec.name)
-        say(f"[{i}/{len(chosen)}] {spec.name}: distilling")
-        ckpt = distill_candidate(ctx, spec, cdir, timed, say)
+        cdir = cdirs[spec.name]
+        say(f"[{i}/{len(chosen)}] {spec.name}: " + ("adopting the worker's student" if spec.name in elsewhere
+                                                     else "distilling"))
+        ckpt = distill_candidate(ctx, spec, cdir, timed, say, elsewhere.get(spec.name))
         release_free_memory()  # training batches and activations
         deployables += export_candidate(ctx, ckpt, cdir, timed, say)
         release_free_memory()  # conversion graphs

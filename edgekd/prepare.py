@@ -3,14 +3,14 @@
 :func:`load_data` loads and splits a data spec (saying what it got); :func:`load_teachers` loads the teacher
 files (or the built-in teacher for the data), checks each accepts the data and has its classes, and identifies
 each for the teacher-output cache; :func:`teacher_outputs` gives a teacher's training-set outputs through that
-cache and its test accuracy.
+cache and its test accuracy; :func:`build_inputs` does all three for a build.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -19,6 +19,7 @@ from .fsio import sha256_file
 from .records import TeacherInfo
 
 if TYPE_CHECKING:
+    from .build_config import BuildConfig
     from .data import Dataset, ImageOptions
     from .preprocess import Preprocess
     from .models.teachers import Teacher
@@ -175,3 +176,22 @@ def teacher_outputs(lt: LoadedTeacher, data: "Dataset", cache_dir: Path, say: Pr
     return info, logits
 
 
+
+
+def build_inputs(config: "BuildConfig", cache_dir: Path, say: Progress,
+                 timed: "Callable[[str, str], Any] | None" = None) -> "tuple[Dataset, LoadedTeacher, TeacherInfo, np.ndarray]":
+    """What every candidate of a build trains on: the data (with the teacher's input contract), the teacher and its
+    training-set outputs. The build and its ``--jobs``/``--ray`` workers both call this (all cached by content)."""
+    from contextlib import nullcontext
+
+    step = timed or (lambda _stage, _message: nullcontext())
+    with step("data", f"data: loading {config.data}"):
+        data = load_data(config.data, seed=config.distill.seed, limit=config.data_limit, unlabeled=config.unlabeled,
+                         say=say, images=config.images, cache_dir=cache_dir)
+    with step("teacher", "teacher: preparing"):
+        source = TeacherSource((config.teacher,) if config.teacher else (), config.teacher_arch,
+                               config.teacher_outputs, config.trust_pickle, config.teacher_input)
+        data = with_teacher_contract(source, data, say)
+        loaded = load_teachers(source, data, cache_dir, say)[0]
+        info, logits = teacher_outputs(loaded, data, cache_dir, say)
+    return data, loaded, info, logits

@@ -77,6 +77,10 @@ class StageCache:
             self.ran.append(label)
         return result
 
+    def has(self, stage: str, where: Path, key: str) -> bool:
+        """Whether ``run`` would read the stage back (nothing recorded)."""
+        return not self.fresh and _valid(where / ".stages" / f"{stage}.json", key, where) is not None
+
     def lookup(self, stage: str, where: Path, key: str) -> Any:
         """A stage's stored record without running anything (None when absent, stale, or ``fresh``)."""
         if self.fresh:
