@@ -184,7 +184,8 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
     step_times = StepTimes(cache_dir, retime=config.retime)
 
     def sized() -> list:
-        costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times)
+        costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times,
+                                eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test))
         if step_times.measured:
             say(f"search: training step timed for {len(step_times.measured)} candidate(s), kept in "
                 f"{step_times.path} for later builds on this machine")

@@ -43,8 +43,8 @@ class CandidateCost:
     macs: int
     int8_size_mb: float  # estimate: one byte per weight + framing
     peak_activation_kib: float  # int8: the largest (input + output) of one layer, batch 1
-    train_step_s: float  # one training step at the build's batch size: 1-thread CPU time here / torch threads
-    est_train_s: float  # train_step_s x steps per epoch x epochs
+    train_step_s: float  # one training step as the trainer takes it, at the build's batch size and threads (wall)
+    est_train_s: float  # epochs x (steps x train_step_s + validation) + the final test evaluation
     latency_ms: float | None = None  # estimated p90 on the target (interpolated from the probes)
     latency_low_ms: float | None = None  # low end of the estimate's band
     latency_runtime: str | None = None
@@ -56,12 +56,14 @@ class CandidateCost:
 
 
 def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int,
-                    step_times: Any = None) -> list[CandidateCost]:
-    """Parameters, MACs, int8 size, peak activation and a training step's time for each spec (no training).
+                    step_times: Any = None, eval_per_epoch: int = 0, eval_at_end: int = 0) -> list[CandidateCost]:
+    """Parameters, MACs, int8 size, peak activation and the training time of each spec (no training).
 
-    With ``step_times`` (an :class:`edgekd.step_times.StepTimes`) a step time already measured on this machine for
-    the same architecture and batch size is read back instead of measured again, so the plan does not follow the
-    machine's load from one build to the next."""
+    The training estimate is what the trainer spends: ``epochs`` x (``steps_per_epoch`` training steps + a forward
+    pass over ``eval_per_epoch`` validation samples) + one over ``eval_at_end`` test samples. With ``step_times``
+    (an :class:`edgekd.step_times.StepTimes`) figures already measured on this machine for the same architecture
+    and batch size are read back instead of measured again, so the plan does not follow the machine's load from one
+    build to the next."""
     import torch
 
     from .cache import content_key
@@ -88,12 +90,15 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
         peak = _peak_activation(model, spec.input_shape)
         if step_times is None:
             step = measure(model, spec)
+            fwd = _eval_seconds_per_sample(model, spec.input_shape, torch)
         else:
-            key = content_key("train-step", machine, spec.as_dict(), batch_size)
+            key = content_key("train-step-wall", machine, spec.as_dict(), batch_size)
             step = step_times.get(spec.name, key, lambda: measure(model, spec))
+            fwd = step_times.get(spec.name, content_key("eval-sample", machine, spec.as_dict()),
+                                 lambda: _eval_seconds_per_sample(model, spec.input_shape, torch))
+        est = epochs * (step * steps_per_epoch + fwd * eval_per_epoch) + fwd * eval_at_end
         out.append(CandidateCost(spec.name, spec.width, spec.depth, params, macs,
-                                 (params + INT8_OVERHEAD_BYTES) / 1e6, peak / 1024, step,
-                                 step * steps_per_epoch * epochs))
+                                 (params + INT8_OVERHEAD_BYTES) / 1e6, peak / 1024, step, est))
     if step_times is not None:
         step_times.save()
     return out
@@ -123,26 +128,47 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
 
 
 def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any) -> float:
-    """One training step's cost on this machine when it is not loaded: the step's CPU time on one torch thread,
-    divided by the threads training will use. (Wall time on a shared machine says more about the other jobs than
-    about the candidate, and with several threads idle ones spin and inflate CPU time.)"""
-    threads = torch.get_num_threads()
+    """One training step as the trainer takes it (AdamW, a distillation loss on softened logits plus
+    cross-entropy, gradient clipping), wall time at the build's torch threads: the median of steps 3 to 10.
+
+    Wall time is what training will take on this machine when it is not loaded; the figure is measured once per
+    machine and architecture and kept (``step_times``), and ``--retime`` measures it again (e.g. when the first
+    measurement ran beside another heavy job). A single-thread CPU-time figure divided by the threads, used
+    before, under-estimated the default build's training by up to 1.9x (it assumed perfect thread scaling and
+    left out the optimiser, the loss and the clipping)."""
+    import statistics
+
     model.train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn((batch, *input_shape))
     y = torch.randint(0, classes, (batch,))
+    t = torch.randn((batch, classes))
     times = []
-    torch.set_num_threads(1)
-    try:
-        for _ in range(8):
-            t0 = time.process_time()
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-            times.append(time.process_time() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    return float(min(times[2:])) / max(1, threads)  # the first steps pay allocation and kernel selection
+    for _ in range(10):
+        t0 = time.perf_counter()
+        out = model(x)
+        soft = torch.nn.functional.kl_div(torch.log_softmax(out / 2, 1), torch.softmax(t / 2, 1), reduction="batchmean")
+        loss = 0.7 * 4 * soft + 0.3 * torch.nn.functional.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return float(statistics.median(times[2:]))  # the first steps pay allocation and kernel selection
+
+
+def _eval_seconds_per_sample(model: Any, input_shape: tuple[int, ...], torch: Any, batch: int = 512) -> float:
+    """A forward pass's wall time per sample in evaluation (no gradients, the trainer's evaluation batch)."""
+    model.eval()
+    x = torch.randn((batch, *input_shape))
+    times = []
+    with torch.no_grad():
+        for _ in range(4):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    model.train()
+    return float(min(times[1:])) / batch
 
 
 def interpolate(costs: list[CandidateCost], probes: dict[str, dict[str, tuple[float, float]]]) -> list[CandidateCost]:
