@@ -183,15 +183,17 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
     steps = math.ceil(len(data.x_train) / config.distill.batch_size)
     step_times = StepTimes(cache_dir, retime=config.retime)
 
-    def sized() -> list:
+    def sized(timed: "set[str] | None" = None) -> list:
         costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times,
-                                eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test))
+                                eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test), timed=timed)
         if step_times.measured:
             say(f"search: training step timed for {len(step_times.measured)} candidate(s), kept in "
                 f"{step_times.path} for later builds on this machine")
+            step_times.measured.clear()
         if step_times.reused:
             say(f"search: training step times of {len(step_times.reused)} candidate(s) read back from "
                 f"{step_times.path} (measured earlier on this machine; --retime measures again)")
+            step_times.reused.clear()
         return costs
 
     if not config.search:
@@ -204,9 +206,10 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
     def work() -> list:
         from .fsio import write_json_atomic
 
-        costs = sized()
         from .backends import backend_for
 
+        costs = sized(timed=set())  # sizes first: only the candidates that can fit are timed
+        probes = {}
         sram = target.budget.sram_kib
         fits_size = [c for c in costs if target.budget.model_size_mb is None
                      or c.int8_size_mb <= target.budget.model_size_mb]
@@ -214,7 +217,12 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
             by_name = {s.name: s for s in specs}
             fits = sorted(fits_size, key=lambda c: c.macs)
             ends = [fits[0].name] + ([fits[-1].name] if len(fits) > 1 else [])
-            costs = interpolate(costs, probe_latency([by_name[n] for n in ends], target, data, where / "probes", say))
+            probes = probe_latency([by_name[n] for n in ends], target, data, where / "probes", say)
+            costs = interpolate(costs, probes)
+        can_fit = {c.name for c in decide(costs, target.budget, sram, len(costs), None) if c.decision == "train"}
+        costs = sized(timed=can_fit)
+        if probes:
+            costs = interpolate(costs, probes)
         limit = config.max_candidates or (len(specs) if config.sizes else DEFAULT_MAX_CANDIDATES)
         plan = decide(costs, target.budget, sram, limit, config.time_budget_s)
         write_json_atomic(where / "plan.json", [c.as_dict() for c in plan])
@@ -225,8 +233,8 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
     for c in plan:
         est = "" if c.latency_ms is None else f", est. {c.latency_ms:.3g} ms ({c.latency_runtime})"
         why = "" if c.decision == "train" else ": " + "; ".join(c.reasons)
-        say(f"search: {c.name}: {c.params:,} params, {c.macs / 1e6:.2f} M MACs{est}, ~{c.est_train_s:.0f} s to "
-            f"train -> {c.decision}{why}")
+        train = f", ~{c.est_train_s:.0f} s to train" if c.est_train_s else ""  # untimed: it cannot fit anyway
+        say(f"search: {c.name}: {c.params:,} params, {c.macs / 1e6:.2f} M MACs{est}{train} -> {c.decision}{why}")
     return plan
 
 

@@ -56,14 +56,15 @@ class CandidateCost:
 
 
 def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int,
-                    step_times: Any = None, eval_per_epoch: int = 0, eval_at_end: int = 0) -> list[CandidateCost]:
+                    step_times: Any = None, eval_per_epoch: int = 0, eval_at_end: int = 0,
+                    timed: "set[str] | None" = None) -> list[CandidateCost]:
     """Parameters, MACs, int8 size, peak activation and the training time of each spec (no training).
 
     The training estimate is what the trainer spends: ``epochs`` x (``steps_per_epoch`` training steps + a forward
     pass over ``eval_per_epoch`` validation samples) + one over ``eval_at_end`` test samples. With ``step_times``
     (an :class:`edgekd.step_times.StepTimes`) figures already measured on this machine for the same architecture
     and batch size are read back instead of measured again, so the plan does not follow the machine's load from one
-    build to the next."""
+    build to the next. ``timed``: only these names are timed (the others: 0 s; they fail a size or latency check)."""
     import torch
 
     from .cache import content_key
@@ -88,7 +89,9 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
         model = build_student(spec)
         params, macs = count_params(model), count_macs(model, spec.input_shape)
         peak = _peak_activation(model, spec.input_shape)
-        if step_times is None:
+        if timed is not None and spec.name not in timed:
+            step = fwd = 0.0
+        elif step_times is None:
             step = measure(model, spec)
             fwd = _eval_seconds_per_sample(model, spec.input_shape, torch)
         else:

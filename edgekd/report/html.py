@@ -11,7 +11,8 @@ from typing import Any
 
 from .html_parts import accuracy_section, environment_section, ops_section, provenance_section, target_sections
 from .svg import FIT, FRONT, MISS, bars_svg, pareto_svg
-from .view import chosen_row, input_contract, judged_latency, latency_band, latency_kind, limit, memory_figures, pct
+from .view import (chosen_row, input_contract, judged_latency, latency_band, latency_kind, limit, memory_figures, pct,
+                   train_seconds)
 
 CSS = """
 body{font-family:sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#1f2328;line-height:1.45}
@@ -183,7 +184,7 @@ def _skipped(r: dict[str, Any]) -> str:
         why = "trained" if trained else "skipped: " + "; ".join(map(str, c.get("reasons") or []))
         rows.append(f"<tr><td class=\"l\"><code>{escape(str(c.get('name')))}</code></td><td>{c.get('params', 0):,}</td>"
                     f"<td>{c.get('macs', 0) / 1e6:.3f}</td><td>{c.get('int8_size_mb', 0):.3f}</td>"
-                    f"<td>{c.get('peak_activation_kib', 0):.1f}</td><td>{lat}</td><td>{c.get('est_train_s', 0):.0f}</td>"
+                    f"<td>{c.get('peak_activation_kib', 0):.1f}</td><td>{lat}</td><td>{train_seconds(c.get('est_train_s'))}</td>"
                     f"<td class=\"l {'ok' if trained else 'bad'}\">{escape(why)}</td></tr>")
     st = r.get("stages") or {}
     stages = (f"<p class=\"note\">Stages: {len(st.get('ran', []))} ran in this build, {len(st.get('reused', []))} "

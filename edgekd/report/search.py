@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .view import train_seconds
+
 
 def search_markdown(r: dict[str, Any]) -> list[str]:
     s = r.get("search")
@@ -21,7 +23,7 @@ def search_markdown(r: dict[str, Any]) -> list[str]:
         lat = "—" if c.get("latency_ms") is None else f"{c['latency_ms']:.3g} ({c.get('latency_runtime')})"
         dec = "**trained**" if c["decision"] == "train" else "skipped: " + "; ".join(c["reasons"])
         lines.append(f"| `{c['name']}` | {c['params']:,} | {c['macs'] / 1e6:.2f} | {c['int8_size_mb']:.3f} "
-                     f"| {c['peak_activation_kib']:.1f} | {lat} | {c['est_train_s']:.0f} | {dec} |")
+                     f"| {c['peak_activation_kib']:.1f} | {lat} | {train_seconds(c.get('est_train_s'))} | {dec} |")
     st = r.get("stages")
     if st:
         shared = st.get("shared") or []
@@ -30,3 +32,4 @@ def search_markdown(r: dict[str, Any]) -> list[str]:
                   + (f", {len(shared)} copied from the shared store (made for another target or run)" if shared else "")
                   + (" (--fresh: none reused)" if st.get("fresh") else "") + "."]
     return lines + [""]
+

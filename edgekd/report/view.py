@@ -101,3 +101,8 @@ def input_contract(data: dict[str, Any]) -> str:
     if data.get("bad_images"):
         text += f" {data['bad_images']} unreadable image(s) were left out (--skip-bad-images)."
     return text
+
+
+def train_seconds(seconds: float | None) -> str:
+    """A candidate's estimated training seconds; a dash when it was not timed (it fails a size or latency check)."""
+    return f"{seconds:.0f}" if seconds else "—"
