@@ -91,6 +91,9 @@ def _distill_options(f):
                      help="mixup: train on per-sample mixed inputs labelled by the teacher as it trains "
                           "(function matching; needs a PyTorch teacher, not with the DKD losses). crop-flip: random-"
                           "resized crop and flip of images, the teacher run on the same crop of its own view."),
+        click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+                     help="Train image students in channels-last memory (faster here, same accuracy within the "
+                          "seed spread; --no-channels-last reproduces students trained before it was the default)."),
         click.option("--epochs", type=int, default=None, help="Training epochs per student."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
         click.option("--lr", type=float, default=3e-3, show_default=True),
@@ -137,6 +140,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
                          feature_loss=kw["feature_loss"], dkd_alpha=kw["dkd_alpha"], dkd_beta=kw["dkd_beta"],
                          kd_warmup_epochs=kw["kd_warmup_epochs"], augment=kw["augment"],
+                         channels_last=kw["channels_last"],
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],

@@ -185,7 +185,8 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
 
     def sized(timed: "set[str] | None" = None) -> list:
         costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times,
-                                eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test), timed=timed)
+                                eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test), timed=timed,
+                                channels_last=config.distill.channels_last)
         if step_times.measured:
             say(f"search: training step timed for {len(step_times.measured)} candidate(s), kept in "
                 f"{step_times.path} for later builds on this machine")

@@ -57,14 +57,15 @@ class CandidateCost:
 
 def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int,
                     step_times: Any = None, eval_per_epoch: int = 0, eval_at_end: int = 0,
-                    timed: "set[str] | None" = None) -> list[CandidateCost]:
+                    timed: "set[str] | None" = None, channels_last: bool = False) -> list[CandidateCost]:
     """Parameters, MACs, int8 size, peak activation and the training time of each spec (no training).
 
     The training estimate is what the trainer spends: ``epochs`` x (``steps_per_epoch`` training steps + a forward
     pass over ``eval_per_epoch`` validation samples) + one over ``eval_at_end`` test samples. With ``step_times``
     (an :class:`edgekd.step_times.StepTimes`) figures already measured on this machine for the same architecture
     and batch size are read back instead of measured again, so the plan does not follow the machine's load from one
-    build to the next. ``timed``: only these names are timed (the others: 0 s; they fail a size or latency check)."""
+    build to the next. ``timed``: only these names are timed (the others: 0 s; they fail a size or latency check).
+    ``channels_last``: images train in channels-last memory (the distillation config's), so they are timed so."""
     import torch
 
     from .cache import content_key
@@ -80,9 +81,9 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
         nonlocal warmed
         if not warmed:  # torch's first training steps in a process pay thread-pool and allocator start-up
             _train_step_seconds(build_student(specs[0]), specs[0].input_shape, specs[0].num_classes, batch_size,
-                                torch)
+                                torch, channels_last)
             warmed = True
-        return _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch)
+        return _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch, channels_last)
 
     out = []
     for spec in specs:
@@ -95,7 +96,7 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
             step = measure(model, spec)
             fwd = _eval_seconds_per_sample(model, spec.input_shape, torch)
         else:
-            key = content_key("train-step-wall", machine, spec.as_dict(), batch_size)
+            key = content_key("train-step-wall", machine, spec.as_dict(), batch_size, channels_last)
             step = step_times.get(spec.name, key, lambda: measure(model, spec))
             fwd = step_times.get(spec.name, content_key("eval-sample", machine, spec.as_dict()),
                                  lambda: _eval_seconds_per_sample(model, spec.input_shape, torch))
@@ -130,7 +131,8 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
     return peak
 
 
-def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any) -> float:
+def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any,
+                        channels_last: bool = False) -> float:
     """One training step as the trainer takes it (AdamW, a distillation loss on softened logits plus
     cross-entropy, gradient clipping), wall time at the build's torch threads: the median of steps 3 to 10.
 
@@ -142,8 +144,11 @@ def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, 
     import statistics
 
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.randn((batch, *input_shape))
+    if channels_last and x.dim() == 4:  # as the trainer does for images
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     y = torch.randint(0, classes, (batch,))
     t = torch.randn((batch, classes))
     times = []

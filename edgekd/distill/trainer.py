@@ -119,6 +119,9 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
                             precompute=teacher_logits is not None, say=say, feature_loss=config.feature_loss)
     projections = hints.projections if hints else torch.nn.ModuleList()
     dev = device if device is not None else torch.device("cpu")
+    nhwc = config.channels_last and len(data.input_shape) == 3  # images: NCHW batches kept as NHWC in memory
+    if nhwc:
+        student.to(memory_format=torch.channels_last)
     student.to(dev)  # before the optimiser takes the parameters
     projections.to(dev)
     per_batch_teacher = teacher_module if teacher_module is not None and (
@@ -163,7 +166,7 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
                     if config.uses_teacher:
                         tb = _teacher_on(view, idx, theta, xb, teacher_module, teacher_fn, rows, dev)
                     xb = warp(xb, theta)
-                logits = student(xb)
+                logits = student(xb.contiguous(memory_format=torch.channels_last) if nhwc else xb)
                 teacher_ran = tb is None and teacher_module is not None and config.uses_teacher
                 if teacher_ran:
                     with torch.no_grad():
@@ -214,6 +217,8 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     opt.zero_grad(set_to_none=True)  # no stale gradients left on the returned model
     student.load_state_dict(best_state)
     student.cpu()  # exported and saved from the CPU
+    if nhwc:
+        student.to(memory_format=torch.contiguous_format)  # saved and exported as any other model
     student.eval()
     return TrainResult(student, best_acc, epoch, epoch < config.epochs, history)
 

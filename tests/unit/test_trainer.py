@@ -166,3 +166,14 @@ def test_mixup_refuses_what_it_cannot_do(blobs):
     z = np.zeros((len(blobs.x_train), blobs.num_classes), np.float32)
     with pytest.raises(ConfigError, match="needs a PyTorch teacher"):  # stored outputs only (an ONNX teacher)
         train(student, blobs, DistillConfig(epochs=1, augment="mixup"), teacher_logits=z)
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_either_memory_layout_learns_and_returns_an_ordinary_model(blobs, channels_last):
+    torch.manual_seed(0)
+    s = build_student(StudentSpec("convnet", 0.5, 1, blobs.input_shape, blobs.num_classes))
+    r = train(s, blobs, DistillConfig(loss="ce", epochs=4, batch_size=32, lr=1e-2, channels_last=channels_last))
+    assert r.best_val_accuracy > 0.9
+    conv = next(m for m in r.model.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous()  # saved and exported in the default layout, whatever it trained in
+    assert DistillConfig(channels_last=True).as_dict() != DistillConfig(channels_last=False).as_dict()  # its own key
