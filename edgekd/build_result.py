@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .records import ArtifactFailure
     from .build_config import BuildConfig
     from .data import Dataset
     from .quant_guard import Finding
@@ -56,3 +57,4 @@ class BuildResult:
     timings: dict[str, float]
     wall_s: float
     environment: dict[str, Any]
+    artifact_failures: "tuple[ArtifactFailure, ...]" = ()  # artifacts a converter could not make (reported)

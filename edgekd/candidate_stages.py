@@ -20,6 +20,8 @@ from .stage_cache import StageCache
 if TYPE_CHECKING:
     import numpy as np
 
+    from .records import ArtifactFailure
+
     from .build_config import BuildConfig
     from .data import Dataset
     from .models.students import StudentSpec
@@ -58,13 +60,11 @@ class BuildContext:
 def _shared_stage(ctx: BuildContext, area: str, stage: str, cdir: Path, key: str, files: tuple[str, ...],
                   make: Callable[[], T], encode: Callable[[T], Any], decode: Callable[[Any], T], say: Progress) -> T:
     """A target-independent stage: its stamp in ``cdir`` first, then the shared store (made once for every target
-    and run directory), else ``make``; ``--fresh`` makes it anew and shares nothing."""
+    and run directory), else ``make``; ``--fresh`` makes it anew (and publishes it where the store has none)."""
     from .shared_store import made_once
 
     def work() -> T:
-        if ctx.cache.fresh:
-            return make()
-        result, copied = made_once(ctx.cache_dir, area, key, cdir, files, make, encode, decode)
+        result, copied = made_once(ctx.cache_dir, area, key, cdir, files, make, encode, decode, ctx.cache.fresh)
         if copied:
             ctx.cache.shared.append(f"{cdir.name}/{stage}")
             say(f"    {stage}: copied from the shared store (made by an earlier build: {ctx.cache_dir / area})")
@@ -114,9 +114,21 @@ def already_trained(ctx: BuildContext, spec: "StudentSpec", cdir: Path) -> bool:
     return ctx.cache.has("distill", cdir, key) or stored(ctx.cache_dir, STUDENTS, key, STUDENT_FILES)
 
 
-def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Timed, say: Progress) -> list[Deployable]:
-    """ONNX fp32, then one deployable fp32 + int8 pair per runtime the target lists (onnxruntime, LiteRT)."""
+def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Timed, say: Progress,
+                     failures: "list[ArtifactFailure] | None" = None) -> list[Deployable]:
+    """ONNX fp32, then one deployable fp32 + int8 pair per runtime the target lists (onnxruntime, LiteRT).
+
+    A runtime whose artifact cannot be made (its converter crashed, hung, ran out of memory or failed) is added to
+    ``failures`` with the reason and left out; the other runtime goes on. Without ``failures`` it raises."""
+    from .errors import ExportError
+    from .records import ArtifactFailure
     from .stages import export_student, export_student_tflite, load_checkpoint
+
+    def failed(runtime: str, e: ExportError) -> None:
+        if failures is None:
+            raise e
+        failures.append(ArtifactFailure(ckpt.name, runtime, str(e)))
+        say(f"    {runtime}: no artifact, the build goes on without it ({e.headline()})")
 
     config, target, data, cache = ctx.config, ctx.target, ctx.data_for(ckpt.input_shape), ctx.cache
     model = None
@@ -134,24 +146,33 @@ def export_candidate(ctx: BuildContext, ckpt: Checkpoint, cdir: Path, timed: Tim
     threads = host_threads(target)
     out = []
     if "onnxruntime" in target.runtimes:
-        with timed("quantize"):
-            int8 = _shared_stage(ctx, ARTIFACTS, "onnx_int8", cdir, cache.key("ort-int8", fp32.sha256,
-                                                                                config.int8_search, data.fingerprint()),
-                                 ("model_int8.onnx",), lambda: _quantize(config, fp32, data, cdir / "model_int8.onnx"),
-                                 asdict, exported, say)
-        say(f"    onnxruntime: fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
-            f"({int8.config.get('scheme', 'minmax')}, argmax agreement {int8.parity.get('argmax_agreement'):.4f})")
-        out.append(Deployable("onnxruntime", ckpt, fp32, int8, threads))
+        try:
+            with timed("quantize"):
+                int8 = _shared_stage(ctx, ARTIFACTS, "onnx_int8", cdir,
+                                     cache.key("ort-int8", fp32.sha256, config.int8_search, data.fingerprint()),
+                                     ("model_int8.onnx",),
+                                     lambda: _quantize(config, fp32, data, cdir / "model_int8.onnx"), asdict, exported,
+                                     say)
+            say(f"    onnxruntime: fp32 acc {fp32.accuracy:.4f}, int8 acc {int8.accuracy:.4f} "
+                f"({int8.config.get('scheme', 'minmax')}, argmax agreement "
+                f"{int8.parity.get('argmax_agreement'):.4f})")
+            out.append(Deployable("onnxruntime", ckpt, fp32, int8, threads))
+        except ExportError as e:
+            failed("onnxruntime", e)
     if "litert" in target.runtimes:
-        with timed("tflite"):
-            t32, t8 = (_shared_stage(ctx, ARTIFACTS, f"tflite_{p}", cdir, cache.key("tflite", p, k_src, fp32.sha256),
-                                     (f"model_{p}.tflite",),
-                                     lambda p=p: export_student_tflite(student(), data, cdir / f"model_{p}.tflite", p,
-                                                                       onnx_path=fp32.path), asdict, exported, say)
-                       for p in ("fp32", "int8"))
-        say(f"    litert: fp32 acc {t32.accuracy:.4f}, int8 acc {t8.accuracy:.4f} (route {t8.config.get('route')}, "
-            f"int8 I/O, argmax agreement {t8.parity.get('argmax_agreement'):.4f})")
-        out.append(Deployable("litert", ckpt, t32, t8, threads))
+        try:
+            with timed("tflite"):
+                t32, t8 = (_shared_stage(ctx, ARTIFACTS, f"tflite_{p}", cdir,
+                                         cache.key("tflite", p, k_src, fp32.sha256), (f"model_{p}.tflite",),
+                                         lambda p=p: export_student_tflite(student(), data, cdir / f"model_{p}.tflite",
+                                                                           p, onnx_path=fp32.path), asdict, exported,
+                                         say)
+                           for p in ("fp32", "int8"))
+            say(f"    litert: fp32 acc {t32.accuracy:.4f}, int8 acc {t8.accuracy:.4f} (route "
+                f"{t8.config.get('route')}, int8 I/O, argmax agreement {t8.parity.get('argmax_agreement'):.4f})")
+            out.append(Deployable("litert", ckpt, t32, t8, threads))
+        except ExportError as e:
+            failed("litert", e)
     return out
 
 

@@ -802,7 +802,9 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeKDError as e:
         if debug:
             traceback.print_exc()
-        click.echo(f"edgekd: error: {e}", err=True)
+        click.echo(f"edgekd: error: {e.headline()}", err=True)
+        for d in e.details:  # e.g. every converter route and why it failed: a line each
+            click.echo(f"  {d}", err=True)
         return e.exit_code
     except Exception as e:  # a bug in edgekd, not the user's input
         if debug:

@@ -14,14 +14,18 @@ class EdgeKDError(Exception):
 
     exit_code = 2
 
-    def __init__(self, cause: str, fix: str | None = None) -> None:
+    def __init__(self, cause: str, fix: str | None = None, details: tuple[str, ...] = ()) -> None:
         self.cause = cause.rstrip(". ")
         self.fix = fix.rstrip(". ") if fix else None
+        self.details = tuple(" ".join(d.split()) for d in details)  # e.g. one reason per converter route
         super().__init__(str(self))
 
-    def __str__(self) -> str:
+    def headline(self) -> str:
         line = self.cause if not self.fix else f"{self.cause}. Fix: {self.fix}"
-        return " ".join(line.split())  # always a single line
+        return " ".join(line.split())
+
+    def __str__(self) -> str:
+        return self.headline() + "".join(f"; {d}" for d in self.details)  # always a single line
 
 
 class ConfigError(EdgeKDError):

@@ -91,7 +91,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     # per candidate: distill -> export -> quantize; then the figures selection judges
     ctx = BuildContext(config, target, data, loaded.teacher, teacher_logits, teacher_info.id, cache)
     timed = _stage_timer(timings, say)
-    deployables = []
+    deployables, failures = [], []
     cdirs = {s.name: ensure_dir(out / "candidates" / s.name) for s in chosen}
     elsewhere = {}
     if (config.jobs > 1 or config.ray) and len(chosen) > 0:  # the trainings as parallel jobs, adopted below
@@ -106,8 +106,11 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
                                                      else "distilling"))
         ckpt = distill_candidate(ctx, spec, cdir, timed, say, elsewhere.get(spec.name))
         release_free_memory()  # training batches and activations
-        deployables += export_candidate(ctx, ckpt, cdir, timed, say)
+        deployables += export_candidate(ctx, ckpt, cdir, timed, say, failures)
         release_free_memory()  # conversion graphs
+    _say_converter_logs(out, say)
+    if not deployables:  # every runtime of every candidate failed: nothing to judge
+        raise _nothing_exported(failures)
     candidates = judge(ctx, deployables, out, timed, say)
     say(f"stages: {len(cache.ran)} ran, {len(cache.reused)} reused from an earlier build"
         + (f", {len(cache.shared)} copied from the shared store" if cache.shared else "")
@@ -121,7 +124,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
                          tuple(findings), tuple(plan), cache.summary(),
                          with_board(backend_for(target), config.board).note(target, threads, config.bench_runs),
                          threads, timings,
-                         time.perf_counter() - t_start, environment())
+                         time.perf_counter() - t_start, environment(), tuple(failures))
     report = build_report_dict(result)
     if selection.selected is not None:
         pick = next(c for c in candidates if c.name == selection.selected)
@@ -142,6 +145,23 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
 
         enforce(findings, selection.selected)
     return report
+
+
+def _say_converter_logs(out: Path, say: Progress) -> None:
+    """One line for what the converters printed (their child processes wrote it to each candidate's log)."""
+    logs = sorted((out / "candidates").glob("*/converters.log"))
+    if logs:
+        steps = sum(p.read_text(errors="replace").count("\n==== ") + 1 for p in logs)
+        say(f"converters: {steps} conversion step(s) ran in child processes; their output is in "
+            f"{out / 'candidates'}/*/converters.log")
+
+
+def _nothing_exported(failures: list) -> "Exception":
+    from .errors import ExportError
+
+    return ExportError(f"no artifact could be made for any candidate in any runtime ({len(failures)} failed)",
+                       "see each reason below; try another --family or sizes",
+                       tuple(f"{f.candidate}@{f.runtime}: {f.reason}" for f in failures))
 
 
 def _nothing_can_fit(target: "TargetProfile", plan: "list[CandidateCost]", out: Path) -> BudgetError:

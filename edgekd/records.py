@@ -273,6 +273,15 @@ class TeacherInfo:
 
 
 @dataclass(frozen=True)
+class ArtifactFailure:
+    """A candidate's artifact that could not be made in one runtime (the build goes on without it)."""
+
+    candidate: str  # the student's name
+    runtime: str  # "onnxruntime" or "litert"
+    reason: str  # the error's one line (a converter's crash, hang, memory or exception, each route's reason)
+
+
+@dataclass(frozen=True)
 class Deployable:
     """One candidate student in one runtime: its fp32 and int8 artifacts, measured on this host."""
 

@@ -52,13 +52,15 @@ def stored(cache_dir: str | Path, area: str, key: str, files: tuple[str, ...]) -
 
 
 def made_once(cache_dir: str | Path, area: str, key: str, where: Path, files: tuple[str, ...],
-              make: Callable[[], T], encode: Callable[[T], Any], decode: Callable[[Any], T]) -> tuple[T, bool]:
+              make: Callable[[], T], encode: Callable[[T], Any], decode: Callable[[Any], T],
+              fresh: bool = False) -> tuple[T, bool]:
     """The stage's record with ``files`` in ``where``: copied from the store when there (``True``), else made by
-    ``make`` (which writes them into ``where``) and published (``False``)."""
+    ``make`` (which writes them into ``where``) and published (``False``). ``fresh`` (``--fresh``): always made;
+    published where the store has no entry yet (an existing one is left: same inputs, same key)."""
     folder = area_dir(cache_dir, area)
     entry = folder / key
     with _locked(folder / f"{key}.lock"):
-        if stored(cache_dir, area, key, files):
+        if not fresh and stored(cache_dir, area, key, files):
             return decode(_copy_out(entry, where, files)), True
         result = make()
         _publish(where, folder, key, files, encode(result))

@@ -18,12 +18,14 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from ..errors import ConfigError, DataError, EdgeKDError, ExportError, ParityError, first_line
 from ..fsio import atomic_path, sha256_file
+from ..isolate import ConverterFailed, run_isolated
+from ..registry import Registry
 from ..records import ExportedModel
 from . import tflite_litert, tflite_onnx2tf
 from .onnx import _torch_forward, export_onnx
@@ -36,6 +38,9 @@ if TYPE_CHECKING:
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8")
 CONVERTERS = ("auto", "litert-torch", "onnx2tf")
 ROUTES = {"auto": ("litert-torch", "onnx2tf"), "litert-torch": ("litert-torch",), "onnx2tf": ("onnx2tf",)}
+# route name -> fn(model, x, calib, precision, onnx_src, work) -> info; run in a child process (``edgekd.isolate``)
+TFLITE_ROUTES: Registry[Callable[..., dict[str, Any]]] = Registry("TFLite route")
+LOG_NAME = "converters.log"  # the converters' own output, beside the exported file
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 MAX_CALIBRATION = 1000  # TensorFlow's converter calibrates sample by sample: more adds time, hardly accuracy
 
@@ -44,7 +49,7 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
                   converter: str = "auto", calibration: np.ndarray | None = None,
                   onnx_path: str | Path | None = None,
                   tolerances: dict[str, float | None] | None = None,
-                  metadata: dict[str, str] | None = None) -> ExportedModel:
+                  metadata: dict[str, str] | None = None, log: str | Path | None = None) -> ExportedModel:
     """Convert ``model`` to ``out_path`` (.tflite) at ``precision`` and prove parity with torch in LiteRT.
 
     ``sample``: held-out representative inputs ``(N, C, H, W)`` / ``(N, C, L)`` / ``(N, F)``, float; the first
@@ -53,6 +58,8 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
     model for the onnx2tf route (exported to a temp dir when None). ``tolerances`` overrides
     ``PARITY_DEFAULTS[precision]`` (keys ``atol``, ``rtol``, ``min_agreement``). Raises :class:`ConfigError` for bad
     arguments, :class:`ExportError` / :class:`ParityError` when no route produces a model that passes parity.
+    Each route's converter runs in a child process (``edgekd.isolate``: a crash, a hang or running out of memory is
+    that route's failure); its own output goes to ``log`` (default ``converters.log`` beside ``out_path``).
     """
     import os
 
@@ -64,7 +71,9 @@ def export_tflite(model: "torch.nn.Module", sample: np.ndarray, out_path: str | 
     try:
         reference = _torch_forward(model, x)
         with tempfile.TemporaryDirectory(prefix="edgekd-tflite-") as tmp:
-            built = _first_passing(model, x, calib, precision, converter, onnx_src, reference, limits, Path(tmp))
+            log_file = Path(log) if log is not None else Path(out_path).parent / LOG_NAME
+            built = _first_passing(model, x, calib, precision, converter, onnx_src, reference, limits, Path(tmp),
+                                   log_file)
             if metadata:  # e.g. the input contract, in the flatbuffer's metadata table (ops untouched)
                 from .tflite_metadata import add_metadata
 
@@ -139,14 +148,16 @@ def _check_onnx(onnx_path: str | Path) -> Path:
     return p
 
 
-def _first_passing(model, x, calib, precision, converter, onnx_src, reference, limits, tmp: Path) -> dict[str, Any]:
+def _first_passing(model, x, calib, precision, converter, onnx_src, reference, limits, tmp: Path,
+                   log: Path) -> dict[str, Any]:
     """Try the routes in order; return the first whose model passes parity (its file, info, report, failures)."""
     failures: list[tuple[str, Exception]] = []
     for route in ROUTES[converter]:
         work = tmp / route.replace("-", "_")
         work.mkdir()
         try:
-            info = _convert(route, model, x, calib, precision, onnx_src, work)
+            info = run_isolated(TFLITE_ROUTES.get(route), model, x, calib, precision, onnx_src, work,
+                                step=f"{route} ({precision})", log=log)
             try:
                 candidate = run_tflite(info["file"], x)
             except EdgeKDError as e:  # the converter wrote a model LiteRT cannot load or run (e.g. Flex ops)
@@ -161,12 +172,18 @@ def _first_passing(model, x, calib, precision, converter, onnx_src, reference, l
     raise _combined(failures, precision)
 
 
-def _convert(route: str, model, x, calib, precision: str, onnx_src: Path | None, work: Path) -> dict[str, Any]:
-    """Run one route into ``work``; the route functions are looked up at call time (tests replace them)."""
+@TFLITE_ROUTES.register("litert-torch")
+def litert_route(model, x, calib, precision: str, onnx_src: Path | None, work: Path) -> dict[str, Any]:
+    """torch -> .tflite with litert-torch, into ``work`` (runs in the isolated child)."""
     out_file = work / "model.tflite"
-    if route == "litert-torch":
-        info = tflite_litert.convert_litert(model, x, out_file, precision, calib)
-        return {**info, "file": out_file, "onnx": None}
+    info = tflite_litert.convert_litert(model, x, out_file, precision, calib)
+    return {**info, "file": out_file, "onnx": None}
+
+
+@TFLITE_ROUTES.register("onnx2tf")
+def onnx2tf_route(model, x, calib, precision: str, onnx_src: Path | None, work: Path) -> dict[str, Any]:
+    """torch -> ONNX (unless given) -> TensorFlow -> .tflite, into ``work`` (runs in the isolated child)."""
+    out_file = work / "model.tflite"
     onnx_tool, simplified = None, False
     if onnx_src is None:
         onnx_rec = export_onnx(model, x, work / "model.onnx")
@@ -182,17 +199,20 @@ def _combined(failures: list[tuple[str, Exception]], precision: str) -> EdgeKDEr
     """One error for all failed routes: the route's own error when only one was tried."""
     if len(failures) == 1 and isinstance(failures[0][1], EdgeKDError):
         return failures[0][1]
-    causes = "; ".join(f"{route}: {_reason(e)}" for route, e in failures)
+    causes = tuple(f"{route}: {_reason(e)}" for route, e in failures)
     if all(isinstance(e, ParityError) for _, e in failures):
-        return ParityError(f"no TFLite route passed {precision} parity ({causes})",
-                           "try another precision or relax tolerances= (see the numbers above)")
-    return ExportError(f"no TFLite route could export the model at {precision} ({causes})",
-                       "replace the op named above in the model, or try another precision")
+        return ParityError(f"no TFLite route passed {precision} parity",
+                           "try another precision or relax tolerances= (each route's numbers below)", causes)
+    return ExportError(f"no TFLite route could export the model at {precision}",
+                       "replace the op named below in the model, or try another precision", causes)
 
 
 def _reason(e: Exception) -> str:
     """A failure as one line without colour codes: an edgekd error's cause, else its type and first line."""
-    text = e.cause if isinstance(e, EdgeKDError) else f"{type(e).__name__}: {first_line(e)}"
+    if isinstance(e, ConverterFailed):  # the route is named by the caller: what happened, and its last output
+        text = e.what + (f" (its last output: {e.tail})" if e.tail else "")
+    else:
+        text = e.cause if isinstance(e, EdgeKDError) else f"{type(e).__name__}: {first_line(e)}"
     return _ANSI.sub("", text)
 
 

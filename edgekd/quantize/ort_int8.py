@@ -82,8 +82,13 @@ class _ArrayReader:
 
 def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray, out_path: str | Path,
                        config: OrtInt8Config = OrtInt8Config(), *, parity_data: np.ndarray | None = None,
-                       min_agreement: float | None = PARITY_DEFAULTS["int8"]["min_agreement"]) -> ExportedModel:
+                       min_agreement: float | None = PARITY_DEFAULTS["int8"]["min_agreement"],
+                       log: str | Path | None = None) -> ExportedModel:
     """Quantize ``fp32`` to static int8 with calibration data ``(N, ...)``; write it to ``out_path``.
+
+    onnxruntime's quantizer runs in a child process (``edgekd.isolate``): a crash, a hang or running out of memory
+    is an :class:`ExportError` naming it; its own output (e.g. per-channel warnings on LayerNorm weights) goes to
+    ``log`` (default ``converters.log`` beside ``out_path``).
 
     Parity (fp32 ONNX vs int8 ONNX, argmax agreement >= ``min_agreement``) is checked on ``parity_data``,
     or on the calibration samples used when it is None; :class:`ParityError` is raised (nothing written)
@@ -105,7 +110,11 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
         if config.method != "minmax":
             calib = _histogram_samples(calib, model_in, batch, config.method, notes)
         q_path = Path(tmp) / "int8.onnx"
-        _quantize_static(model_in, q_path, _ArrayReader(name, calib, batch), config)
+        from ..isolate import run_isolated
+
+        run_isolated(_quantize_static, model_in, q_path, _ArrayReader(name, calib, batch), config,
+                     step=f"onnxruntime quantizer ({config.method}, {config.quant_format})",
+                     log=Path(log) if log is not None else Path(out_path).parent / "converters.log")
         with atomic_path(out_path) as tmp_file:
             shutil.copyfile(q_path, tmp_file)
             report = _int8_parity(src, tmp_file, calib if parity_data is None else parity_data,

@@ -99,4 +99,5 @@ def build_report_dict(result: "BuildResult") -> dict[str, Any]:
                    "trained": [c.name for c in plan if c.decision == "train"],
                    "skipped": [{"name": c.name, "reasons": list(c.reasons)} for c in plan if c.decision == "skip"]},
         "stages": result.stages,
+        "artifact_failures": [asdict(f) for f in result.artifact_failures],
     }

@@ -31,7 +31,7 @@ CHOSEN = ' class="chosen"'
 
 def to_html(r: dict[str, Any]) -> str:
     """The whole page for report dict ``r``."""
-    parts = [_header(r), _why(r), _plot(r), _candidates(r), _size_memory(r), provenance_section(r),
+    parts = [_header(r), _why(r), _plot(r), _candidates(r), _failed_artifacts(r), _size_memory(r), provenance_section(r),
              accuracy_section(r), *target_sections(r), ops_section(r), _warnings(r), _schemes(r), _skipped(r),
              _training(r), environment_section(r)]
     title = escape(f"edgekd report: {r.get('target', '?')}")
@@ -169,6 +169,16 @@ def _schemes(r: dict[str, Any]) -> str:
         items.append(f"<li><code>{escape(c['name'])}</code>: <strong>{escape(str(c['int8_scheme']))}</strong> "
                      f"(tried: {escape(tried)})</li>")
     return "<h2>int8 scheme per candidate (chosen by validation accuracy)</h2>\n<ul>" + "".join(items) + "</ul>"
+
+
+def _failed_artifacts(r: dict[str, Any]) -> str:
+    """Artifacts a converter could not make (the build went on without them), each with its reason."""
+    fails = [f for f in r.get("artifact_failures") or [] if isinstance(f, dict)]
+    if not fails:
+        return ""
+    items = "".join(f"<li><code>{escape(str(f.get('candidate')))}@{escape(str(f.get('runtime')))}</code>: "
+                    f"{escape(str(f.get('reason')))}</li>" for f in fails)
+    return f"<h2>Artifacts that could not be made ({len(fails)})</h2>\n<ul>{items}</ul>"
 
 
 def _skipped(r: dict[str, Any]) -> str:

@@ -57,6 +57,10 @@ def to_markdown(r: dict[str, Any]) -> str:
                      f"| {_pct(c['accuracy_int8'])} {interval(c)} | {' | '.join(latency_cells(c['latency']))} "
                      f"| {cold_start(c):.1f} | {latency_cells(c['latency_fp32'])[1]} "
                      f"| {c['peak_memory_mb']:.1f} | {c['model_size_mb']:.3f} | {mark} |")
+    fails = r.get("artifact_failures") or []
+    if fails:
+        lines += ["", "**Artifacts that could not be made** (the build went on without them):", ""]
+        lines += [f"- `{f['candidate']}@{f['runtime']}`: {_one_line(f['reason'])}" for f in fails]
     n_test = next((c.get("test_samples") for c in r["candidates"] if c.get("test_samples")), None)
     if n_test:
         lines += ["", f"Accuracies are on the {n_test} test samples, with their 95% Wilson interval in brackets; "

@@ -34,3 +34,6 @@ def test_a_build_for_the_default_target_prints_no_third_party_lines(tmp_path, de
         assert noise, "with --debug the libraries' own log lines are shown"
     else:
         assert noise == [], noise
+        logs = list((tmp_path / "run" / "candidates").glob("*/converters.log"))  # the converters' own output
+        assert logs and all(p.read_text().startswith("==== ") for p in logs)
+        assert "converters.log" in r.stderr

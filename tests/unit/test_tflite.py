@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from edgekd.errors import ConfigError, ExportError, ParityError
-from edgekd.export import tflite_litert
-from edgekd.export.tflite import export_tflite
+from edgekd.export.tflite import TFLITE_ROUTES, export_tflite
+from tests.unit import converter_routes
 from edgekd.export.tflite_runtime import run_tflite
 
 
@@ -114,10 +114,7 @@ def test_auto_uses_litert_torch_first(students, tmp_path):
 
 
 def test_auto_falls_back_on_conversion_error(students, tmp_path, monkeypatch):
-    def broken(*_args, **_kwargs):
-        raise RuntimeError("Lowering not found: aten.made_up_op.default")
-
-    monkeypatch.setattr(tflite_litert, "convert_litert", broken)
+    monkeypatch.setitem(TFLITE_ROUTES._entries, "litert-torch", converter_routes.raises)
     model, sample, _ = students["mlp"]
     rec = export_tflite(model, sample, tmp_path / "m.tflite", converter="auto")
     assert rec.config["route"] == "onnx2tf" and rec.parity["passed"]
@@ -127,19 +124,7 @@ def test_auto_falls_back_on_conversion_error(students, tmp_path, monkeypatch):
 
 def test_auto_falls_back_on_parity_failure(students, tmp_path, monkeypatch):
     """litert-torch 'succeeds' but converts a different model: parity fails, onnx2tf takes over."""
-    import copy
-
-    import torch
-
-    real = tflite_litert.convert_litert
-
-    def wrong_model(model, *args, **kwargs):
-        other = copy.deepcopy(model)
-        with torch.no_grad():
-            other.head.bias.add_(torch.arange(N_CLASSES, dtype=torch.float32) * 5)
-        return real(other, *args, **kwargs)
-
-    monkeypatch.setattr(tflite_litert, "convert_litert", wrong_model)
+    monkeypatch.setitem(TFLITE_ROUTES._entries, "litert-torch", converter_routes.wrong_model)
     model, sample, _ = students["mlp"]
     rec = export_tflite(model, sample, tmp_path / "m.tflite")
     assert rec.config["route"] == "onnx2tf"
@@ -168,12 +153,16 @@ def test_onnx2tf_runs_offline_for_a_3_channel_image_model(tmp_path, monkeypatch)
         attempts.append(args)
         raise OSError("network access attempted during conversion")
 
+    from edgekd.export.tflite import onnx2tf_route
+
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "getaddrinfo", no_network)  # name lookup comes first in requests
     cwd = os.getcwd()
-    rec = export_tflite(model, sample[:64], tmp_path / "rgb.tflite", converter="onnx2tf")
+    # the route as its child process runs it, here in this process so that the patched socket sees any attempt
+    info = onnx2tf_route(model.eval(), np.ascontiguousarray(sample[:64], dtype=np.float32), None, "fp32", None,
+                         tmp_path)
     assert attempts == []
-    assert rec.parity["passed"] and rec.input_shape == (1, 16, 16, 3)
+    assert run_tflite(info["file"], sample[:1]).shape == (1, N_CLASSES)
     assert os.getcwd() == cwd and not list(Path(cwd).glob("calibration_image_sample_data_*"))
 
 
