@@ -34,7 +34,7 @@ def main() -> None:
     from edgekd.export.tflite import litert_route
     from edgekd.isolate import run_isolated
     from edgekd.models.students import StudentSpec, build_student
-    from edgekd.quantize.ort_int8 import OrtInt8Config, _ArrayReader, _quantize_static
+    from edgekd.quantize.ort_int8 import OrtInt8Config, ArrayReader, run_quantize_static
 
     rng = np.random.default_rng(0)
     x = rng.random((16, 1, 28, 28), dtype=np.float32)
@@ -56,7 +56,7 @@ def main() -> None:
             steps = {
                 "litert-torch fp32": (litert_route, (model, x, None, "fp32", None)),
                 "litert-torch int8": (litert_route, (model, x, calib, "int8", None)),
-                "onnxruntime quantizer": (_quantize_static, (onnx, None, _ArrayReader("input", calib, 32),
+                "onnxruntime quantizer": (run_quantize_static, (onnx, None, ArrayReader("input", calib, 32),
                                                              OrtInt8Config())),
             }
             for name, (fn, a) in steps.items():

@@ -54,7 +54,7 @@ class OrtInt8Config:
         return asdict(self)
 
 
-class _ArrayReader:
+class ArrayReader:
     """An onnxruntime CalibrationDataReader over an array, in small batches (duck-typed: ``get_next``)."""
 
     def __init__(self, input_name: str, data: np.ndarray, batch: int) -> None:
@@ -112,7 +112,7 @@ def quantize_onnx_int8(fp32: ExportedModel | str | Path, calibration: np.ndarray
         q_path = Path(tmp) / "int8.onnx"
         from ..isolate import run_isolated
 
-        run_isolated(_quantize_static, model_in, q_path, _ArrayReader(name, calib, batch), config,
+        run_isolated(run_quantize_static, model_in, q_path, ArrayReader(name, calib, batch), config,
                      step=f"onnxruntime quantizer ({config.method}, {config.quant_format})",
                      log=Path(log) if log is not None else Path(out_path).parent / "converters.log")
         with atomic_path(out_path) as tmp_file:
@@ -212,7 +212,7 @@ def _preprocess(src: Path, dst: Path, notes: list[str]) -> Path:
     return src
 
 
-def _quantize_static(model_in: Path, q_path: Path, reader: _ArrayReader, config: OrtInt8Config) -> None:
+def run_quantize_static(model_in: Path, q_path: Path, reader: ArrayReader, config: OrtInt8Config) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     try:  # entropy/percentile calibrators print progress to stdout: keep stdout clean for the CLI
