@@ -65,7 +65,8 @@ def main() -> None:
                     for mode in ("direct", "isolated"):
                         work = tmp / f"{name.replace(' ', '_')}_{w}_{d}_{r}_{mode}"
                         work.mkdir()
-                        call = a + (work,) if fn is litert_route else (a[0], work / "q.onnx", *a[2:])
+                        call = a + (work,) if fn is litert_route else (  # a fresh reader: one pass empties it
+                            a[0], work / "q.onnx", ArrayReader("input", calib, 32), a[3])
                         t0 = time.perf_counter()
                         if mode == "direct":
                             fn(*call)

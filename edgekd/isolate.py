@@ -160,9 +160,8 @@ def _tail(log: Path, start: int) -> str:
 
 
 _CTX = None
-# imported once by the fork server, so that each conversion's child starts with them loaded (torch to receive the
-# model, onnxruntime's quantizer); the converters themselves (litert-torch, TensorFlow) are imported in the child
-PRELOAD = ["numpy", "torch", "onnx", "onnxruntime.quantization"]
+# imported once by the fork server, so that each conversion's child starts with the converters loaded
+PRELOAD = ["edgekd.forkserver_preload"]
 
 
 def _context() -> Any:
