@@ -116,6 +116,38 @@ def run_isolated(fn: Callable[..., Any], *args: Any, step: str, log: Path, limit
     raise ConverterFailed(step, killed_for, _tail(log, start))
 
 
+def run_program(cmd: list[str], *, step: str, cwd: Path, limits: Limits | None = None) -> Any:
+    """A third-party program (e.g. Vela) under the same watch: its ``subprocess.CompletedProcess`` (text output),
+    or :class:`ConverterFailed` when it ran past the time limit, grew past the memory limit or died by a signal."""
+    import subprocess
+
+    limits = limits or default_limits()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, errors="replace", cwd=cwd)
+    deadline = time.monotonic() + limits.timeout_s
+    while True:
+        try:
+            out, err = proc.communicate(timeout=_POLL_S)  # retried after a timeout without losing output
+            break
+        except subprocess.TimeoutExpired:
+            killed_for = (f"ran out of memory (over the {limits.memory_mb:.0f} MB limit; killed)"
+                          if _rss_mb(proc.pid) > limits.memory_mb else
+                          f"no result after {limits.timeout_s:g} s (hung; killed)" if time.monotonic() > deadline
+                          else None)
+            if killed_for:
+                proc.kill()
+                out, err = proc.communicate()
+                raise ConverterFailed(step, killed_for, _last_lines(err or out)) from None
+    if proc.returncode < 0:
+        raise ConverterFailed(step, f"killed by {signal.Signals(-proc.returncode).name}", _last_lines(err or out))
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def _last_lines(text: str) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return " | ".join(ln[:200] for ln in lines[-TAIL_LINES:])
+
+
 def _child(writer: Any, fn: Callable[..., Any], args: tuple, log: str, debug: bool) -> None:
     if not debug:  # the converters' chatter, native and Python, goes to the log
         fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

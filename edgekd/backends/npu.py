@@ -18,7 +18,6 @@ from __future__ import annotations
 import csv
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import asdict
@@ -96,11 +95,12 @@ def _run_vela(model: Path, accelerator: str, ini: Path, work: Path, timeout_s: f
     cmd = [sys.executable, "-m", "ethosu.vela", str(model.resolve()), "--accelerator-config", accelerator,
            "--config", str(ini), "--system-config", SYSTEM_CONFIG, "--memory-mode", MEMORY_MODE,
            "--verbose-performance", "--output-dir", str(out)]
-    try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s, cwd=work)
-    except subprocess.TimeoutExpired:
-        raise BenchError(f"Vela did not finish within {timeout_s:g} s on {model.name}",
+    from ..isolate import ConverterFailed, Limits, default_limits, run_program
+
+    try:  # watched like the converters: a time limit, a memory limit, a crash named
+        proc = run_program(cmd, step="Vela", cwd=work, limits=Limits(timeout_s, default_limits().memory_mb))
+    except ConverterFailed as e:
+        raise BenchError(f"Vela on {model.name}: {e.what}" + (f" (its last output: {e.tail})" if e.tail else ""),
                          "raise timeout_s, or try a smaller model") from None
     summaries, layers = sorted(out.glob("*_summary_*.csv")), sorted(out.glob("*_per-layer.csv"))
     if proc.returncode != 0 or not summaries or not layers:

@@ -102,3 +102,18 @@ def test_with_every_route_failing_the_cli_exits_2_with_a_line_per_route(tmp_path
     assert err[1].strip().startswith("litert-torch: ") and "killed by SIGSEGV" in err[1]
     assert err[2].strip().startswith("onnx2tf: ") and "made_up_op" in err[2] and len(err) == 3
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_a_program_such_as_vela_is_watched_the_same_way(tmp_path):
+    import sys
+
+    from edgekd.isolate import run_program
+
+    ok = run_program([sys.executable, "-c", "print('compiled')"], step="Vela", cwd=tmp_path, limits=ROOMY)
+    assert ok.returncode == 0 and ok.stdout.strip() == "compiled"
+    crash = [sys.executable, "-c", "import os, signal; print('scheduling'); os.kill(os.getpid(), signal.SIGSEGV)"]
+    with pytest.raises(ConverterFailed, match="Vela: killed by SIGSEGV"):
+        run_program(crash, step="Vela", cwd=tmp_path, limits=ROOMY)
+    with pytest.raises(ConverterFailed, match=r"Vela: no result after 2 s \(hung; killed\)"):
+        run_program([sys.executable, "-c", "import time; time.sleep(60)"], step="Vela", cwd=tmp_path,
+                    limits=Limits(timeout_s=2, memory_mb=8192))
