@@ -65,14 +65,12 @@ def run_isolated(fn: Callable[..., Any], *args: Any, step: str, log: Path, limit
     log = Path(log)
     log.parent.mkdir(parents=True, exist_ok=True)
     start = log.stat().st_size if log.is_file() else 0
-    with open(log, "ab") as f:
-        f.write(f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {step}\n".encode())
+    _note(log, f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {step}")
     try:
         pickle.dumps((fn, args))
     except (pickle.PicklingError, AttributeError, TypeError) as e:  # e.g. a model class defined inside a function
-        with open(log, "ab") as f:
-            f.write(f"run in this process, not isolated: its arguments cannot be sent to a child process "
-                    f"({type(e).__name__}: {e})\n".encode())
+        _note(log, f"run in this process, not isolated: its arguments cannot be sent to a child process "
+                   f"({type(e).__name__}: {e})")
         return fn(*args)
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
@@ -148,9 +146,22 @@ def _last_lines(text: str) -> str:
     return " | ".join(ln[:200] for ln in lines[-TAIL_LINES:])
 
 
+def _note(log: Path, line: str) -> None:
+    """A line of our own in the log; a log that cannot be written (full disk, size limit) is not an error here:
+    the artifacts' own writes report that, naming the artifact."""
+    try:
+        with open(log, "ab") as f:
+            f.write((line + "\n").encode())
+    except OSError:
+        pass
+
+
 def _child(writer: Any, fn: Callable[..., Any], args: tuple, log: str, debug: bool) -> None:
-    if not debug:  # the converters' chatter, native and Python, goes to the log
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    if not debug:  # the converters' chatter, native and Python, goes to the log (or nowhere if it cannot be opened)
+        try:
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError:
+            fd = os.open(os.devnull, os.O_WRONLY)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
         os.close(fd)
@@ -158,8 +169,9 @@ def _child(writer: Any, fn: Callable[..., Any], args: tuple, log: str, debug: bo
         result = fn(*args)
         message = ("ok", result)
     except BaseException as e:  # everything goes back to the parent as data
+        io_error = (e.errno, e.strerror, e.filename, e.filename2) if isinstance(e, OSError) else None
         message = ("error", (type(e).__name__, getattr(e, "cause", None), getattr(e, "fix", None),
-                             " ".join(str(e).split())[:500]))
+                             " ".join(str(e).split())[:500], io_error))
     import sys
 
     sys.stdout.flush()
@@ -169,7 +181,14 @@ def _child(writer: Any, fn: Callable[..., Any], args: tuple, log: str, debug: bo
 
 
 def _rebuilt(step: str, payload: tuple, tail: str) -> Exception:
-    name, cause, fix, text = payload
+    name, cause, fix, text, io_error = payload
+    if io_error is not None:  # no space, a file size limit, a read-only folder: the user's to fix, not the route's
+        from .fsio import write_error
+
+        no, strerror, filename, filename2 = io_error
+        err = write_error(OSError(no, strerror, filename, None, filename2), filename2 or filename or step)
+        if err is not None:
+            return err
     cls = getattr(errors, name, None)
     if cause is not None and isinstance(cls, type) and issubclass(cls, errors.EdgeKDError):
         return cls(cause, fix)  # edgekd's own error from inside the step: as it was raised
