@@ -56,8 +56,8 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
         os.replace(tmp_path, final)
     except BaseException as e:
         plain = isinstance(e, Exception) and not isinstance(e, (OSError, EdgeKDError))  # ours already say why
-        full = plain and _nearly_full(final.parent)
-        capped = plain and _at_size_limit(tmp_path)
+        full = plain and nearly_full(final.parent)
+        capped = plain and at_size_limit(tmp_path)
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         err = write_error(e, final) if isinstance(e, OSError) else None
@@ -89,7 +89,7 @@ def write_error(e: OSError, final: str | Path) -> OutputError | None:
     return None
 
 
-def _at_size_limit(path: Path) -> bool:
+def at_size_limit(path: Path) -> bool:
     """True when the process has a file size limit (RLIMIT_FSIZE) and ``path`` has grown to it."""
     try:
         import resource
@@ -100,7 +100,7 @@ def _at_size_limit(path: Path) -> bool:
         return False
 
 
-def _nearly_full(directory: Path, slack: int = 1 << 20) -> bool:
+def nearly_full(directory: Path, slack: int = 1 << 20) -> bool:
     try:
         return shutil.disk_usage(directory).free < slack
     except OSError:

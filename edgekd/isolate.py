@@ -99,7 +99,10 @@ def run_isolated(fn: Callable[..., Any], *args: Any, step: str, log: Path, limit
                 pass
     finally:
         if child.is_alive():
-            os.kill(child.pid, signal.SIGKILL)
+            try:
+                os.kill(child.pid, signal.SIGKILL)
+            except ProcessLookupError:  # it ended meanwhile
+                pass
         child.join(30)
         reader.close()
     if message is not None:

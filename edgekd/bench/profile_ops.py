@@ -16,6 +16,7 @@ and the settings are unchanged, so a re-run of a finished build does not profile
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -91,8 +92,19 @@ def _run_profiled(path: Path, x: np.ndarray, threads: int, total_runs: int) -> l
         except Exception as e:  # onnxruntime raises its own pybind error types
             raise BenchError(f"onnxruntime could not run {path} for profiling ({first_line(e)})",
                              "check that the model runs in onnxruntime with this input shape") from None
-        with open(trace, encoding="utf-8") as f:
-            return json.load(f)
+        try:
+            with open(trace, encoding="utf-8") as f:
+                return json.load(f)
+        except ValueError:  # onnxruntime's C++ writer stops silently at a file size limit or a full disk
+            import errno
+
+            from ..fsio import at_size_limit, nearly_full, write_error
+
+            no = errno.EFBIG if at_size_limit(Path(trace)) else errno.ENOSPC if nearly_full(Path(trace).parent) \
+                else None
+            err = None if no is None else write_error(OSError(no, os.strerror(no), str(trace)), trace)
+            raise err or BenchError(f"onnxruntime's profile of {path} could not be read (truncated)",
+                                    "re-run the build; check free space in the temporary folder") from None
 
 
 def _node_times(events: list[dict[str, Any]], skip_runs: int) -> tuple[dict[str, dict[str, Any]], list[float]]:

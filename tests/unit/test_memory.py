@@ -16,19 +16,22 @@ def test_int8_litert_conversion_leaves_no_graph_behind(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                               torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
     x = np.random.default_rng(0).random((32, 1, 8, 8), dtype=np.float32)
-    gc.collect()
-    before = _graph_modules()
-    for i in range(2):
-        rec = export_tflite(net, x[:8], tmp_path / f"m{i}.tflite", precision="int8", converter="litert-torch",
-                            calibration=x)
-        assert rec.config["route"] == "litert-torch"
     import torchao.utils
     from torch.ao.quantization.fx.utils import assert_and_get_unique_device
     from torch.fx.experimental import proxy_tensor
 
-    assert torchao.utils._assert_and_get_unique_device.cache_info().currsize == 0
-    assert assert_and_get_unique_device.cache_info().currsize == 0
-    assert not proxy_tensor._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT
+    gc.collect()
+    before = _graph_modules()
+    caches = (torchao.utils._assert_and_get_unique_device.cache_info().currsize,
+              assert_and_get_unique_device.cache_info().currsize, len(proxy_tensor._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT))
+    for i in range(2):
+        rec = export_tflite(net, x[:8], tmp_path / f"m{i}.tflite", precision="int8", converter="litert-torch",
+                            calibration=x)
+        assert rec.config["route"] == "litert-torch"
+    # the conversion runs in a child process (edgekd.isolate) and clears these there; this process gains nothing
+    after = (torchao.utils._assert_and_get_unique_device.cache_info().currsize,
+             assert_and_get_unique_device.cache_info().currsize, len(proxy_tensor._FAKE_TENSOR_ID_TO_PROXY_MAP_FOR_EXPORT))
+    assert all(a <= b for a, b in zip(after, caches)), (after, caches)
     gc.collect()
     assert _graph_modules() <= before  # (other tests in this process may hold graphs of their own)
 
@@ -48,6 +51,7 @@ def test_fp32_litert_conversion_leaves_no_export_cache_behind(tmp_path):
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                               torch.nn.Flatten(), torch.nn.Linear(4, 3)).eval()
     x = np.random.default_rng(0).random((8, 1, 8, 8), dtype=np.float32)
+    before = len(FakeTensorMode.cache)  # other tests in this process may have filled it
     rec = export_tflite(net, x, tmp_path / "m.tflite", precision="fp32", converter="litert-torch")
     assert rec.config["route"] == "litert-torch"
-    assert len(FakeTensorMode.cache) == 0
+    assert len(FakeTensorMode.cache) <= before
