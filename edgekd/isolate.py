@@ -66,16 +66,17 @@ def run_isolated(fn: Callable[..., Any], *args: Any, step: str, log: Path, limit
     log.parent.mkdir(parents=True, exist_ok=True)
     start = log.stat().st_size if log.is_file() else 0
     _note(log, f"==== {time.strftime('%Y-%m-%d %H:%M:%S')} {step}")
-    try:
-        pickle.dumps((fn, args))
-    except (pickle.PicklingError, AttributeError, TypeError) as e:  # e.g. a model class defined inside a function
-        _note(log, f"run in this process, not isolated: its arguments cannot be sent to a child process "
-                   f"({type(e).__name__}: {e})")
-        return fn(*args)
     ctx = _context()
     reader, writer = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child, args=(writer, fn, args, str(log), debugging()), daemon=True)
-    child.start()
+    try:
+        child.start()  # pickles fn and args for the fork server (once)
+    except (pickle.PicklingError, AttributeError, TypeError) as e:  # e.g. a model class defined inside a function
+        reader.close()
+        writer.close()
+        _note(log, f"run in this process, not isolated: its arguments cannot be sent to a child process "
+                   f"({type(e).__name__}: {e})")
+        return fn(*args)
     writer.close()
     deadline = time.monotonic() + limits.timeout_s
     message, killed_for = None, None
@@ -145,7 +146,11 @@ def run_program(cmd: list[str], *, step: str, cwd: Path, limits: Limits | None =
 
 
 def _last_lines(text: str) -> str:
-    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    """The last non-blank lines of a program's output, colour codes dropped, as one line."""
+    import re
+
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in (text or "").splitlines()]
+    lines = [ln for ln in lines if ln]
     return " | ".join(ln[:200] for ln in lines[-TAIL_LINES:])
 
 
@@ -199,18 +204,14 @@ def _rebuilt(step: str, payload: tuple, tail: str) -> Exception:
 
 
 def _tail(log: Path, start: int) -> str:
-    """The last lines the step wrote to the log (colour codes and blank lines dropped), as one line."""
-    import re
-
+    """The last lines the step wrote to the log (its own header dropped), as one line."""
     try:
         with open(log, "rb") as f:
             f.seek(start)
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).strip() for ln in text.splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("====")]
-    return " | ".join(ln[:200] for ln in lines[-TAIL_LINES:])
+    return _last_lines("\n".join(ln for ln in text.splitlines() if not ln.startswith("====")))
 
 
 _CTX = None

@@ -94,7 +94,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     deployables, failures = [], []
     cdirs = {s.name: ensure_dir(out / "candidates" / s.name) for s in chosen}
     elsewhere = {}
-    if (config.jobs > 1 or config.ray) and len(chosen) > 0:  # the trainings as parallel jobs, adopted below
+    if config.jobs > 1 or config.ray:  # the trainings as parallel jobs, adopted below
         from .parallel_train import adopter, train_in_parallel
 
         with timed("distill"):
