@@ -86,11 +86,16 @@ def _distill_options(f):
                      help="Feature hint pair (repeatable), or 'auto' (pairs by spatial size); a projection is "
                           "learned when shapes differ."),
         click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
-        click.option("--augment", type=click.Choice(["none", "mixup", "crop-flip"]), default="none",
+        click.option("--augment", type=click.Choice(["none", "mixup", "crop-flip", "shift-flip"]), default="none",
                      show_default=True,
                      help="mixup: train on per-sample mixed inputs labelled by the teacher as it trains "
                           "(function matching; needs a PyTorch teacher, not with the DKD losses). crop-flip: random-"
-                          "resized crop and flip of images, the teacher run on the same crop of its own view."),
+                          "resized crop and flip of images, the teacher run on the same crop of its own view. shift-flip: "
+                          "images shifted by up to 1/14 of their side and flipped (pad-and-crop, as for CIFAR)."),
+        click.option("--init", type=click.Choice(["auto", "teacher", "random"]), default="auto", show_default=True,
+                     help="How a student's weights start. auto: pruned from the teacher (its most active channels "
+                          "kept) where the teacher is a PyTorch model of the student's family and depth, only wider; "
+                          "random weights otherwise. teacher: require that. random: never."),
         click.option("--channels-last/--no-channels-last", default=True, show_default=True,
                      help="Train image students in channels-last memory (faster here, same accuracy within the "
                           "seed spread; --no-channels-last reproduces students trained before it was the default)."),
@@ -140,7 +145,7 @@ def _distill_config(kw: dict[str, Any], default_epochs: int):
                          hints=tuple(parse_hint(h) for h in kw["hints"]), hint_weight=kw["hint_weight"],
                          feature_loss=kw["feature_loss"], dkd_alpha=kw["dkd_alpha"], dkd_beta=kw["dkd_beta"],
                          kd_warmup_epochs=kw["kd_warmup_epochs"], augment=kw["augment"],
-                         channels_last=kw["channels_last"],
+                         channels_last=kw["channels_last"], init=kw["init"],
                          peers=kw["peers"], generations=kw["generations"],
                          teacher_weights=tuple(kw["teacher_weights"]), teacher_weighting=kw["teacher_weighting"],
                          synthetic_samples=kw["synthetic_samples"], inversion_steps=kw["inversion_steps"],

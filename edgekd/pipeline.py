@@ -82,7 +82,7 @@ def _build(config: BuildConfig, progress: Progress | None) -> dict[str, Any]:
     cache = StageCache(fresh=config.fresh)
     specs = ladder(data.input_shape, data.num_classes, config.family, config.sizes, config.resolutions)
     with _timed(timings, "search", say):
-        plan = _plan(config, target, data, specs, out, cache, cache_dir, say)
+        plan = _plan(config, target, data, specs, out, cache, cache_dir, say, loaded.teacher, teacher_info.id)
     release_free_memory()  # the probes' conversion graphs: freed, handed back before training needs the room
     chosen = [s for s in specs if any(c.name == s.name and c.decision == "train" for c in plan)]
     if not chosen:
@@ -192,21 +192,38 @@ PROFILE_SAMPLES = 256  # test samples the per-operator profile cycles through
 SMOKE_SAMPLES = 8  # test samples (with their raw images, for image folders) in the smoke bundle
 
 
+def _seedable(specs: "list[StudentSpec]", teacher: Any, config: BuildConfig, data: "Dataset") -> "set[str]":
+    """The candidates whose weights will start pruned from the teacher (``distill.seeding``)."""
+    from .distill.seeding import check, not_applicable
+    from .models.students import build_student
+
+    if not_applicable(config.distill, teacher, data):
+        return set()
+    return {s.name for s in specs if check(build_student(s), teacher.module).seeded}
+
+
 def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: "list[StudentSpec]", out: Path,
-          cache: "StageCache", cache_dir: Path, say: Progress) -> "list[CandidateCost]":
+          cache: "StageCache", cache_dir: Path, say: Progress, teacher: Any = None,
+          teacher_id: str = "") -> "list[CandidateCost]":
     """Every candidate's estimated cost and whether it is trained (cached: probes are not re-run)."""
     import math
+    from dataclasses import replace
 
     from .search import CandidateCost, decide, interpolate, probe_latency, size_candidates
     from .step_times import StepTimes
 
     steps = math.ceil(len(data.x_train) / config.distill.batch_size)
     step_times = StepTimes(cache_dir, retime=config.retime)
+    seedable = _seedable(specs, teacher, config, data)
+    if seedable:
+        say(f"search: {len(seedable)} candidate(s) start pruned from the teacher ({', '.join(sorted(seedable))}); "
+            "the plan trains them first")
 
     def sized(timed: "set[str] | None" = None) -> list:
         costs = size_candidates(specs, config.distill.batch_size, steps, config.distill.epochs, step_times,
                                 eval_per_epoch=len(data.x_val), eval_at_end=len(data.x_test), timed=timed,
-                                channels_last=config.distill.channels_last)
+                                channels_last=config.distill.channels_last, time_budget_s=config.time_budget_s)
+        costs = [replace(c, seeded=c.name in seedable) for c in costs]
         if step_times.measured:
             say(f"search: training step timed for {len(step_times.measured)} candidate(s), kept in "
                 f"{step_times.path} for later builds on this machine")
@@ -222,6 +239,7 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
     where = ensure_dir(out / "search")
     key = cache.key("search", [s.as_dict() for s in specs], target.name, target.budget.as_dict(), target.runtimes,
                     target.core, target.clock_ghz, target.threads, data.fingerprint(), config.distill.as_dict(),
+                    teacher_id,
                     config.max_candidates, config.time_budget_s, time.time() if config.retime else None)
 
     def work() -> list:

@@ -164,13 +164,15 @@ def check_teacher_fits(teacher: "Teacher", data: "Dataset") -> np.ndarray:
     return z
 
 
-def teacher_outputs(lt: LoadedTeacher, data: "Dataset", cache_dir: Path, say: Progress) -> tuple[TeacherInfo, np.ndarray]:
-    """The teacher's training-set outputs (through the on-disk cache) and its info with the test accuracy."""
+def teacher_outputs(lt: LoadedTeacher, data: "Dataset", cache_dir: Path, say: Progress,
+                    fast: bool = False) -> tuple[TeacherInfo, np.ndarray]:
+    """The teacher's training-set outputs (through the on-disk cache) and its info with the test accuracy;
+    ``fast``: a torch teacher runs in channels-last memory (the build's layout, ``DistillConfig.channels_last``)."""
     from .distill.cache import cached_teacher_logits
     from .stages import accuracy_of
 
-    logits = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, progress=say)
-    test = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, split="test", progress=say)
+    logits = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, progress=say, fast=fast)
+    test = cached_teacher_logits(lt.teacher, lt.info.id, data, cache_dir, split="test", progress=say, fast=fast)
     info = replace(lt.info, accuracy=accuracy_of(test, data.y_test), outputs=lt.teacher.outputs)
     say(f"teacher: test accuracy {info.accuracy:.4f} ({info.origin or info.path})")
     return info, logits
@@ -193,5 +195,5 @@ def build_inputs(config: "BuildConfig", cache_dir: Path, say: Progress,
                                config.teacher_outputs, config.trust_pickle, config.teacher_input)
         data = with_teacher_contract(source, data, say)
         loaded = load_teachers(source, data, cache_dir, say)[0]
-        info, logits = teacher_outputs(loaded, data, cache_dir, say)
+        info, logits = teacher_outputs(loaded, data, cache_dir, say, fast=config.distill.channels_last)
     return data, loaded, info, logits

@@ -23,6 +23,7 @@ class Checkpoint:
     epochs_run: int
     config: dict[str, Any] = field(default_factory=dict)  # the StudentSpec and DistillConfig used
     version: int = RECORD_VERSION
+    init: str = ""  # how its weights started (distill.seeding: pruned from the teacher, or random); "" before it
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -10,8 +10,9 @@ fitted estimator, or a host measurement); every candidate's latency is interpola
 the two probes (per runtime, the fastest runtime counts). A candidate is skipped only when it *cannot* fit:
 its size over the size budget, its activations over the NPU's SRAM, or even the low end of its latency
 estimate's error band over the p90 budget. Of the survivors at most ``max_candidates`` are trained: with a
-training-time budget, the largest that fit it together (larger students are the accurate ones; the cheapest is
-trained even if nothing fits); without one, an even spread over the MAC range. Every skipped candidate keeps its
+training-time budget, the largest that fit it together, those the teacher can seed (``distill.seeding``: pruned
+from the teacher, they start from its knowledge) before the others (larger students are the accurate ones; the
+cheapest is trained even if nothing fits); without one, an even spread over the MAC range. Every skipped candidate keeps its
 reason for the report.
 """
 
@@ -48,6 +49,7 @@ class CandidateCost:
     latency_ms: float | None = None  # estimated p90 on the target (interpolated from the probes)
     latency_low_ms: float | None = None  # low end of the estimate's band
     latency_runtime: str | None = None
+    seeded: bool = False  # its weights will start pruned from the teacher (distill.seeding), not random
     decision: str = "train"  # "train" or "skip"
     reasons: tuple[str, ...] = field(default_factory=tuple)
 
@@ -57,7 +59,8 @@ class CandidateCost:
 
 def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: int, epochs: int,
                     step_times: Any = None, eval_per_epoch: int = 0, eval_at_end: int = 0,
-                    timed: "set[str] | None" = None, channels_last: bool = False) -> list[CandidateCost]:
+                    timed: "set[str] | None" = None, channels_last: bool = False,
+                    time_budget_s: float | None = None) -> list[CandidateCost]:
     """Parameters, MACs, int8 size, peak activation and the training time of each spec (no training).
 
     The training estimate is what the trainer spends: ``epochs`` x (``steps_per_epoch`` training steps + a forward
@@ -65,7 +68,9 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
     (an :class:`edgekd.step_times.StepTimes`) figures already measured on this machine for the same architecture
     and batch size are read back instead of measured again, so the plan does not follow the machine's load from one
     build to the next. ``timed``: only these names are timed (the others: 0 s; they fail a size or latency check).
-    ``channels_last``: images train in channels-last memory (the distillation config's), so they are timed so."""
+    ``channels_last``: images train in channels-last memory (the distillation config's), so they are timed so.
+    ``time_budget_s``: a candidate whose first timed steps already put its training over twice this budget (it
+    cannot be trained within it) is not timed further."""
     import torch
 
     from .cache import content_key
@@ -76,6 +81,7 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
     threads = torch.get_num_threads()
     machine = machine_id(threads)
     warmed = False
+    stop_above = 2 * time_budget_s / (epochs * steps_per_epoch) if time_budget_s else None
 
     def measure(model: Any, spec: StudentSpec) -> float:
         nonlocal warmed
@@ -83,7 +89,8 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
             _train_step_seconds(build_student(specs[0]), specs[0].input_shape, specs[0].num_classes, batch_size,
                                 torch, channels_last)
             warmed = True
-        return _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch, channels_last)
+        return _train_step_seconds(model, spec.input_shape, spec.num_classes, batch_size, torch, channels_last,
+                                   stop_above)
 
     out = []
     for spec in specs:
@@ -132,9 +139,10 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
 
 
 def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any,
-                        channels_last: bool = False) -> float:
+                        channels_last: bool = False, stop_above: float | None = None) -> float:
     """One training step as the trainer takes it (AdamW, a distillation loss on softened logits plus
-    cross-entropy, gradient clipping), wall time at the build's torch threads: the median of steps 3 to 10.
+    cross-entropy, gradient clipping), wall time at the build's torch threads: the median of steps 3 to 10 (of
+    steps 3 to 5 when that is already over ``stop_above`` seconds: a candidate too slow to train).
 
     Wall time is what training will take on this machine when it is not loaded; the figure is measured once per
     machine and architecture and kept (``step_times``), and ``--retime`` measures it again (e.g. when the first
@@ -162,6 +170,8 @@ def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         opt.step()
         times.append(time.perf_counter() - t0)
+        if stop_above is not None and len(times) == 5 and statistics.median(times[2:]) > stop_above:
+            break
     return float(statistics.median(times[2:]))  # the first steps pay allocation and kernel selection
 
 
@@ -227,9 +237,10 @@ def decide(costs: list[CandidateCost], budget: "Budget", sram_kib: float | None,
     dropped: dict[str, str] = {}
     if time_budget_s is None:
         keep = _spread(survivors, max_candidates)
-    else:  # the largest candidates that fit the time budget together (larger students are the accurate ones)
+    else:  # the largest candidates that fit the time budget together (larger students are the accurate ones),
+        # students seeded from the teacher first (they reach the teacher's accuracy in a fraction of the epochs)
         keep, total = set(), 0.0
-        for c in reversed(survivors):
+        for c in sorted(survivors, key=lambda c: (not c.seeded, -c.macs)):
             if len(keep) < max_candidates and total + c.est_train_s <= time_budget_s:
                 keep.add(c.name)
                 total += c.est_train_s

@@ -75,6 +75,7 @@ def distill_student(data: "Dataset", spec: StudentSpec, config: DistillConfig, o
     ckpt = Checkpoint(name=spec.name, family=spec.family, path=str(weights), sha256=sha256_file(weights),
                       params=count_params(result.model), macs=count_macs(result.model, spec.input_shape),
                       accuracy_fp32=acc, val_accuracy=result.best_val_accuracy, epochs_run=result.epochs_run,
+                      init=ctx.seeding.describe() if ctx.seeding is not None else "random weights",
                       config={"student": spec.as_dict(), "distill": config.as_dict(), "history": result.history,
                               "data": data.spec, "train_samples": len(data.x_train),
                               "unlabeled_samples": data.n_unlabeled,

@@ -21,12 +21,17 @@ if TYPE_CHECKING:
 
 
 def cached_teacher_logits(teacher: "Teacher", teacher_id: str, data: "Dataset", cache_dir: Path | None, *,
-                          split: str = "train", progress: Callable[[str], None] | None = None) -> np.ndarray:
-    """The teacher's logits on ``data.x_<split>`` (aligned row for row), from the cache when present."""
+                          split: str = "train", progress: Callable[[str], None] | None = None,
+                          fast: bool = False) -> np.ndarray:
+    """The teacher's logits on ``data.x_<split>`` (aligned row for row), from the cache when present; ``fast``:
+    through the teacher's channels-last path where it has one (``Teacher.logits``; other float sums, its own
+    cache entry)."""
     say = progress or (lambda _m: None)
     view = data.teacher_view or data  # the teacher's own inputs for the same rows, when it has a contract
     x = {"train": view.x_train, "val": view.x_val, "test": view.x_test}[split]
-    key = content_key("teacher-logits", teacher_id, teacher.outputs, view.fingerprint(), split)
+    fast = fast and teacher.run_fast is not None
+    key = content_key("teacher-logits", teacher_id, teacher.outputs, view.fingerprint(), split,
+                      *(["channels-last"] if fast else []))
     path = Path(cache_dir) / "teacher-logits" / f"{key}.npy" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
@@ -37,7 +42,7 @@ def cached_teacher_logits(teacher: "Teacher", teacher_id: str, data: "Dataset", 
             say(f"teacher outputs ({split}): reused from cache ({path.name})")
             return z
     say(f"teacher outputs ({split}): computing on {len(x)} samples (once; cached)")
-    z = teacher.logits(x)
+    z = teacher.logits(x, fast=fast)
     if path is not None and z.shape == (len(x), data.num_classes):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

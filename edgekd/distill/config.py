@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .names import (AUGMENTS, DEVICES, FEATURE_LOSSES, LOSSES, METHODS, OPTIMIZERS, QAT_WEIGHT_SCHEMES, WEIGHTINGS,
-                    check_name)
+from .names import (AUGMENTS, DEVICES, FEATURE_LOSSES, INITS, LOSSES, METHODS, OPTIMIZERS, QAT_WEIGHT_SCHEMES,
+                    WEIGHTINGS, check_name)
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ class DistillConfig:
     # 2-D conv students train in channels-last memory (NHWC): the same model, other kernels (float sums in another
     # order); measured 0-31% faster an epoch here, accuracy within the seed spread (benchmarks/train_throughput.py)
     channels_last: bool = True
+    # how a student's weights start (distill.seeding): "auto" prunes the teacher down to the student where it can
+    # (a PyTorch teacher of the student's family and depth, the same inputs; kd, feature and qat), else random;
+    # "teacher" requires it; "random" never does
+    init: str = "auto"
     device: str = "cpu"  # where the student trains: "cpu", "cuda" or "auto" (distill.device)
 
     def __post_init__(self) -> None:
@@ -107,6 +111,8 @@ class DistillConfig:
             raise bad(f"--qat-bn-epochs must be >= 1 (BatchNorm needs statistics before it is frozen), got "
                       f"{self.qat_bn_epochs}", f"use e.g. --qat-bn-epochs {self._default_qat_bn_epochs()}, or "
                       f"{self.epochs} to never freeze it")
+        if self.init not in INITS:
+            raise bad(f"unknown initialisation {self.init!r}", f"use --init {' or '.join(INITS)}")
         if self.device not in DEVICES:
             raise bad(f"unknown device {self.device!r}", f"use --device {' or '.join(DEVICES)}")
         if self.synthetic_samples < 1 or self.inversion_steps < 1:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..data import Dataset
     from ..models.students import StudentSpec
     from .config import DistillConfig
+    from .seeding import Seeding
 
 
 @dataclass
@@ -49,14 +50,32 @@ class MethodContext:
     shard: tuple[int, int] = (0, 1)  # (rank, world) under torchrun
     wrap: Callable[[Any], Any] = lambda m: m  # DDP wrapper under torchrun
     device: Any = None  # torch.device the students train on (None: the CPU); models come back on the CPU
+    seeding: "Seeding | None" = None  # how the student's weights started (set by ``student(seeded=True)``)
 
-    def student(self, seed_offset: int = 0) -> Any:
+    def student(self, seed_offset: int = 0, seeded: bool = False) -> Any:
+        """A new student; ``seeded``: pruned from the teacher where ``config.init`` and the models allow
+        (``distill.seeding``), the outcome kept in ``self.seeding``."""
         import torch
 
         from ..models.students import build_student
 
         torch.manual_seed(self.config.seed + seed_offset)
-        return build_student(self.spec)
+        model = build_student(self.spec)
+        if seeded:
+            self.seeding = self._seed(model)
+            if self.seeding.seeded:
+                self.progress(f"initialised: {self.seeding.detail}")
+        return model
+
+    def _seed(self, model: Any) -> "Seeding":
+        from .seeding import Seeding, not_applicable, seed_from_teacher
+
+        why = not_applicable(self.config, self.teacher, self.data)
+        outcome = Seeding(False, why) if why else seed_from_teacher(model, self.teacher.module, self.data.x_train)
+        if not outcome.seeded and self.config.init == "teacher":
+            raise ConfigError(f"--init teacher: the student cannot be pruned from the teacher: {outcome.detail}",
+                              "use --init auto (random weights where the teacher cannot seed the student)")
+        return outcome
 
     def logits(self) -> np.ndarray:
         if self.teacher_logits is None:
@@ -115,7 +134,7 @@ def run_kd(ctx: MethodContext) -> Any:
     if z is None and ctx.config.uses_kd_loss and module is None and not per_batch:
         z = ctx.logits()  # a non-torch teacher: its logits once; a torch one runs per batch in the trainer
     fn = ctx.teacher.logits if ctx.teacher is not None else None
-    return ctx.train(ctx.student(), teacher_logits=z, teacher_module=module, teacher_fn=fn)
+    return ctx.train(ctx.student(seeded=True), teacher_logits=z, teacher_module=module, teacher_fn=fn)
 
 
 @method("feature")
@@ -131,7 +150,8 @@ def run_feature(ctx: MethodContext) -> Any:
         raise ConfigError("feature distillation reads the teacher's layers and needs a PyTorch teacher",
                           "use a .pt (TorchScript or state_dict) teacher or the built-in one")
     config = ctx.config if ctx.config.hints else replace(ctx.config, hints=(("auto", "auto"),))
-    return ctx.train(ctx.student(), config, teacher_logits=_kd_logits(ctx), teacher_module=ctx.teacher.module)
+    return ctx.train(ctx.student(seeded=True), config, teacher_logits=_kd_logits(ctx),
+                     teacher_module=ctx.teacher.module)
 
 
 @method("qat")
@@ -145,7 +165,7 @@ def run_qat(ctx: MethodContext) -> Any:
 
     from ..quantize.ort_int8 import OrtInt8Config
 
-    model = ctx.student()
+    model = ctx.student(seeded=True)
     fq = FakeQuantized(model, weights=ctx.config.qat_weights)
     n = min(OrtInt8Config().calibration_samples, len(ctx.data.x_train))
     calib = ctx.data.calibration_samples(n, seed=0)  # the samples the int8 export calibrates on

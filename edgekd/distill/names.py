@@ -54,7 +54,9 @@ QAT_WEIGHT_SCHEMES = ("per-channel", "per-tensor")
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adamw", "sgd")
 WEIGHTINGS = ("fixed", "confidence")
-AUGMENTS = ("none", "mixup", "crop-flip")
+AUGMENTS = ("none", "mixup", "crop-flip", "shift-flip")
+INITS = ("auto", "teacher", "random")  # how a student's weights start (distill.seeding)
+WARPS = ("crop-flip", "shift-flip")  # augmentations that warp each image (augment.augment_theta)
 
 
 def check_name(kind: str, name: str, known: "dict[str, object] | tuple[str, ...]") -> None:

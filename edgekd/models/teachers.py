@@ -37,14 +37,21 @@ class Teacher:
     module: Any = None  # the torch module, when there is one (needed for hints)
     outputs: str = "auto"  # "logits", "probs" or "auto" (decided on first use)
     input_shape: tuple[int | None, ...] | None = None  # the model's declared input (None: dynamic), when known
+    # torch teachers: ``run`` in channels-last memory under inference mode (other kernels, so other float sums;
+    # measured ~1.3x faster on the built-in teacher), for the bulk passes over a split
+    run_fast: Callable[[np.ndarray], np.ndarray] | None = None
 
-    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch_size: int = 256, fast: bool = False) -> np.ndarray:
         """Teacher logits for ``x`` (log-probabilities for a probability teacher), float32.
 
-        A model exported with a fixed batch (often 1) is fed chunks of that size, the last one padded."""
+        A model exported with a fixed batch (often 1) is fed chunks of that size, the last one padded. ``fast``:
+        through ``run_fast`` where the teacher has one, in batches of at least 512."""
         self._check_sample_shape(tuple(x.shape[1:]))
         from ..data.image_rows import inference_batch
 
+        run = self.run_fast if fast and self.run_fast is not None else self.run
+        if run is not self.run:
+            batch_size = max(batch_size, 512)
         fixed = self.input_shape[0] if self.input_shape and isinstance(self.input_shape[0], int) else None
         step = fixed if fixed and fixed > 0 else inference_batch(tuple(x.shape[1:]), batch_size)
         outs = []
@@ -54,7 +61,7 @@ class Teacher:
             if fixed and n < step:
                 chunk = np.concatenate([chunk, np.zeros((step - n, *chunk.shape[1:]), np.float32)])
             try:
-                out = np.asarray(self.run(chunk))[:n]
+                out = np.asarray(run(chunk))[:n]
             except TeacherError:
                 raise
             except Exception as e:  # the teacher's runtime rejected the input
@@ -123,7 +130,21 @@ def torch_teacher(name: str, module: Any) -> Teacher:
             out = out[0]
         return out.detach().float().numpy()
 
-    return Teacher(name, "torch", run, module)
+    def run_fast(x: np.ndarray) -> np.ndarray:
+        xb = torch.from_numpy(x)
+        if xb.dim() != 4:
+            return run(x)
+        try:
+            module.to(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                out = module(xb.contiguous(memory_format=torch.channels_last))
+        finally:
+            module.to(memory_format=torch.contiguous_format)  # later per-batch uses see the module as it was
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        return out.float().numpy()
+
+    return Teacher(name, "torch", run, module, run_fast=run_fast)
 
 
 def _zip_names(p: Path, fix: str) -> list[str]:

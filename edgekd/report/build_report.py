@@ -41,7 +41,7 @@ def candidate_row(c: "Candidate", selection: "Selection", n_test: int = 0) -> di
         "model_size_mb": int8.size_bytes / 1e6, "model_fp32_size_mb": fp32.size_bytes / 1e6,
         "artifact": int8.path, "artifact_sha256": int8.sha256, "fp32_artifact": fp32.path,
         "fp32_parity": fp32.parity, "int8_parity": int8.parity, "epochs_run": ckpt.epochs_run,
-        "val_accuracy": ckpt.val_accuracy, "export_tool": fp32.tool, "quantize_tool": int8.tool,
+        "init": ckpt.init or "random weights", "val_accuracy": ckpt.val_accuracy, "export_tool": fp32.tool, "quantize_tool": int8.tool,
         "within_budget": not violations, "budget_violations": [v.describe() for v in violations],
         **({"latency_band_note": c.band_note} if c.band_note else {}),
         **_detail(c),

@@ -12,7 +12,7 @@ from typing import Any
 from .html_parts import accuracy_section, environment_section, ops_section, provenance_section, target_sections
 from .svg import FIT, FRONT, MISS, bars_svg, pareto_svg
 from .view import (chosen_row, input_contract, judged_latency, latency_band, latency_kind, limit, memory_figures, pct,
-                   train_seconds)
+                   students_init, train_seconds)
 
 CSS = """
 body{font-family:sans-serif;margin:0 auto;max-width:1180px;padding:16px 24px;color:#1f2328;line-height:1.45}
@@ -219,4 +219,5 @@ def _training(r: dict[str, Any]) -> str:
         f"samples, {data.get('num_classes')} classes. Loss {d.get('loss')} (T = {d.get('temperature')}, "
         f"α = {d.get('alpha')}), {d.get('optimizer')} lr {d.get('lr')}, up to {d.get('epochs')} epochs, early stop "
         f"after {d.get('patience')}, seed {d.get('seed')}{hints}.") + "</p>"
+            + "".join(f"\n<p>{escape(s)}: {escape(init)}</p>" for s, init in students_init(r))
             + (f"\n<p>{escape(input_contract(data))}</p>" if input_contract(data) else ""))

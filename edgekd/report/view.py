@@ -106,3 +106,11 @@ def input_contract(data: dict[str, Any]) -> str:
 def train_seconds(seconds: float | None) -> str:
     """A candidate's estimated training seconds; a dash when it was not timed (it fails a size or latency check)."""
     return f"{seconds:.0f}" if seconds else "—"
+
+
+def students_init(r: dict[str, Any]) -> "list[tuple[str, str]]":
+    """(student, how its weights started) per trained student, in the report's order."""
+    seen: dict[str, str] = {}
+    for c in r.get("candidates", []):
+        seen.setdefault(c.get("student", c["name"]), c.get("init", "random weights"))
+    return list(seen.items())

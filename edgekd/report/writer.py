@@ -12,7 +12,7 @@ from .board import board_markdown
 from .html import to_html
 from .npu import npu_markdown
 from .search import search_markdown
-from .view import chosen_row, cold_start, input_contract, interval, latency_cells, slowest_ops
+from .view import chosen_row, cold_start, input_contract, interval, latency_cells, slowest_ops, students_init
 
 
 def write_reports(report: dict[str, Any], out_dir: str | Path) -> dict[str, Path]:
@@ -98,6 +98,7 @@ def to_markdown(r: dict[str, Any]) -> str:
               f"(T = {d['temperature']}, α = {d['alpha']}), {d['optimizer']} lr {d['lr']}, up to {d['epochs']} "
               f"epochs, early stop after {d['patience']}, seed {d['seed']}"
               + (f", hints {d['hints']} (β = {d['hint_weight']})" if d["hints"] else "") + ".", ""]
+    lines += [f"- `{s}`: {init}" for s, init in students_init(r)] + ([""] if students_init(r) else [])
     if input_contract(r["data"]):
         lines += [input_contract(r["data"]), ""]
     env = r["environment"]
