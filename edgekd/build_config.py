@@ -8,7 +8,12 @@ from .data.folder import ImageOptions
 from .distill.config import DistillConfig
 from .errors import ConfigError
 
-DEFAULT_MAX_CANDIDATES = 4
+# The default build (issue 19: <= 5 minutes on a 2-core CPU, cold): 2 epochs, the 2 candidates whose estimated
+# training fits 90 s together, students of the teacher's depth pruned from it first (benchmarks/build_time.py and
+# benchmarks/seeded_students.py in benchmarks/RESULTS.md measured these settings)
+DEFAULT_MAX_CANDIDATES = 2
+DEFAULT_EPOCHS = 2
+DEFAULT_TIME_BUDGET_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class BuildConfig:
     out_dir: str | None = None  # default: runs/<target>
     targets_dir: str | None = None
     cache_dir: str | None = None  # default: ~/.cache/edgekd
-    distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=4))
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(epochs=DEFAULT_EPOCHS))
     family: str | None = None  # student family; default chosen from the data's shape
     sizes: tuple[tuple[float, int], ...] | None = None  # (width, depth) candidates; default: the family ladder
     resolutions: tuple[int, ...] | None = None  # input sizes to try (image folders); default: --image-size only
@@ -40,7 +45,7 @@ class BuildConfig:
     retime: bool = False  # measure the candidates' training steps again (otherwise read back per machine)
     max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
     # every size given with --size)
-    time_budget_s: float | None = 360.0  # drop the costliest candidates while their estimated training exceeds it
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S  # drop the costliest candidates while their estimated training exceeds it
     search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
     board: str | None = None  # ssh://user@host[:port]: judge the artifacts by measuring them on this board
     jobs: int = 1  # train the candidates in this many worker processes (parallel_train)

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .build_config import DEFAULT_EPOCHS, DEFAULT_MAX_CANDIDATES, DEFAULT_TIME_BUDGET_S
 from .distill.names import DEVICES as TRAIN_DEVICES
 from .distill.names import QAT_WEIGHT_SCHEMES
 from .errors import EdgeKDError, first_line
@@ -86,12 +87,11 @@ def _distill_options(f):
                      help="Feature hint pair (repeatable), or 'auto' (pairs by spatial size); a projection is "
                           "learned when shapes differ."),
         click.option("--hint-weight", type=float, default=1.0, show_default=True, help="β, weight of hint losses."),
-        click.option("--augment", type=click.Choice(["none", "mixup", "crop-flip", "shift-flip"]), default="none",
+        click.option("--augment", type=click.Choice(["none", "mixup", "crop-flip"]), default="none",
                      show_default=True,
                      help="mixup: train on per-sample mixed inputs labelled by the teacher as it trains "
                           "(function matching; needs a PyTorch teacher, not with the DKD losses). crop-flip: random-"
-                          "resized crop and flip of images, the teacher run on the same crop of its own view. shift-flip: "
-                          "images shifted by up to 1/14 of their side and flipped (pad-and-crop, as for CIFAR)."),
+                          "resized crop and flip of images, the teacher run on the same crop of its own view."),
         click.option("--init", type=click.Choice(["auto", "teacher", "random"]), default="auto", show_default=True,
                      help="How a student's weights start. auto: pruned from the teacher (its most active channels "
                           "kept) where the teacher is a PyTorch model of the student's family and depth, only wider; "
@@ -99,7 +99,8 @@ def _distill_options(f):
         click.option("--channels-last/--no-channels-last", default=True, show_default=True,
                      help="Train image students in channels-last memory (faster here, same accuracy within the "
                           "seed spread; --no-channels-last reproduces students trained before it was the default)."),
-        click.option("--epochs", type=int, default=None, help="Training epochs per student."),
+        click.option("--epochs", type=int, default=None,
+                     help=f"Training epochs per student (build: {DEFAULT_EPOCHS}; distill: 5)."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True),
         click.option("--lr", type=float, default=3e-3, show_default=True),
         click.option("--batch-size", type=int, default=128, show_default=True),
@@ -205,9 +206,11 @@ def cli(debug: bool) -> None:
 @click.option("--search/--no-search", default=True, show_default=True,
               help="Estimate every candidate's size and target latency before training; skip those that cannot fit.")
 @click.option("--max-candidates", type=int, default=None,
-              help="Train at most this many of the candidates that can fit (default: 4 of the ladder; all --size).")
-@click.option("--time-budget", type=float, default=360.0, show_default=True, metavar="SECONDS",
-              help="Drop the costliest candidates while their estimated training time exceeds this.")
+              help=f"Train at most this many of the candidates that can fit (default: {DEFAULT_MAX_CANDIDATES} of the "
+                   "ladder; all --size).")
+@click.option("--time-budget", type=float, default=DEFAULT_TIME_BUDGET_S, show_default=True, metavar="SECONDS",
+              help="Drop the costliest candidates while their estimated training time exceeds this (students "
+                   "pruned from the teacher are kept first).")
 @click.option("--fresh", is_flag=True, help="Redo every stage (otherwise finished stages of an earlier build "
               "with the same inputs are reused, and an interrupted build resumes).")
 @click.option("--retime", is_flag=True, help="Time the candidates' training steps again for --time-budget (they are "
@@ -229,7 +232,7 @@ def build(**kw: Any) -> None:
                       teacher_outputs=kw["teacher_outputs"], trust_pickle=kw["trust_pickle"],
                       teacher_input=kw["teacher_input"], images=_image_options(kw),
                       out_dir=kw["out"], targets_dir=kw["targets_dir"],
-                      cache_dir=kw["cache_dir"], distill=_distill_config(kw, 4), family=_family(kw),
+                      cache_dir=kw["cache_dir"], distill=_distill_config(kw, DEFAULT_EPOCHS), family=_family(kw),
                       sizes=tuple(_parse_size(s) for s in kw["sizes"]) or None,
                       resolutions=tuple(kw["resolutions"]) or None, data_limit=kw["limit"],
                       unlabeled=kw["unlabeled"],

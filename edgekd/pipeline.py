@@ -248,19 +248,19 @@ def _plan(config: BuildConfig, target: "TargetProfile", data: "Dataset", specs: 
         from .backends import backend_for
 
         costs = sized(timed=set())  # sizes first: only the candidates that can fit are timed
-        probes = {}
         sram = target.budget.sram_kib
-        fits_size = [c for c in costs if target.budget.model_size_mb is None
-                     or c.int8_size_mb <= target.budget.model_size_mb]
-        if target.budget.p90_latency_ms is not None and backend_for(target).probes_latency and fits_size:
+        fits = {c.name for c in decide(costs, target.budget, sram, len(costs), None) if c.decision == "train"}
+        costs = sized(timed=fits)  # (a candidate far over --time-budget stops after a few steps)
+        probes = {}
+        if target.budget.p90_latency_ms is not None and backend_for(target).probes_latency and fits:
             by_name = {s.name: s for s in specs}
-            fits = sorted(fits_size, key=lambda c: c.macs)
-            ends = [fits[0].name] + ([fits[-1].name] if len(fits) > 1 else [])
+            fitting = sorted((c for c in costs if c.name in fits), key=lambda c: c.macs)
+            # the probes span what could be trained: a candidate whose training alone exceeds --time-budget is
+            # not (its latency is extrapolated), so no time goes to emulating the largest models
+            trainable = [c for c in fitting if config.time_budget_s is None
+                         or c.est_train_s <= config.time_budget_s] or fitting[:1]
+            ends = [trainable[0].name] + ([trainable[-1].name] if len(trainable) > 1 else [])
             probes = probe_latency([by_name[n] for n in ends], target, data, where / "probes", say)
-            costs = interpolate(costs, probes)
-        can_fit = {c.name for c in decide(costs, target.budget, sram, len(costs), None) if c.decision == "train"}
-        costs = sized(timed=can_fit)
-        if probes:
             costs = interpolate(costs, probes)
         limit = config.max_candidates or (len(specs) if config.sizes else DEFAULT_MAX_CANDIDATES)
         plan = decide(costs, target.budget, sram, limit, config.time_budget_s)

@@ -5,9 +5,10 @@ the int8 model size, the largest int8 activation working set (one layer's input 
 training step takes here (measured the first time this machine meets the architecture, then read back from the
 cache folder's ``step-times.json``: see :mod:`edgekd.step_times`). Latency on the target does not depend on
 the weights, so it is estimated from *probes*: the smallest and the largest candidate that pass the size check
-are exported with random weights to each deployable int8 artifact and run in the target's own backend (emulated ARM instruction counts + the
-fitted estimator, or a host measurement); every candidate's latency is interpolated linearly in MACs between
-the two probes (per runtime, the fastest runtime counts). A candidate is skipped only when it *cannot* fit:
+(and whose training alone fits the time budget) are exported with random weights to each deployable int8 artifact
+and run in the target's own backend (emulated ARM instruction counts + the fitted estimator, or a host
+measurement); every candidate's latency is interpolated linearly in MACs between the two probes (per runtime, the
+fastest runtime counts; extrapolated beyond them). A candidate is skipped only when it *cannot* fit:
 its size over the size budget, its activations over the NPU's SRAM, or even the low end of its latency
 estimate's error band over the p90 budget. Of the survivors at most ``max_candidates`` are trained: with a
 training-time budget, the largest that fit it together, those the teacher can seed (``distill.seeding``: pruned
@@ -70,7 +71,7 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
     build to the next. ``timed``: only these names are timed (the others: 0 s; they fail a size or latency check).
     ``channels_last``: images train in channels-last memory (the distillation config's), so they are timed so.
     ``time_budget_s``: a candidate whose first timed steps already put its training over twice this budget (it
-    cannot be trained within it) is not timed further."""
+    cannot be trained within it) is not timed further, nor its evaluation (its estimate is then a lower bound)."""
     import torch
 
     from .cache import content_key
@@ -82,6 +83,9 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
     machine = machine_id(threads)
     warmed = False
     stop_above = 2 * time_budget_s / (epochs * steps_per_epoch) if time_budget_s else None
+
+    def too_slow(step: float) -> bool:  # its steps alone exceed twice the budget: evaluation is not timed
+        return stop_above is not None and step > stop_above
 
     def measure(model: Any, spec: StudentSpec) -> float:
         nonlocal warmed
@@ -101,12 +105,13 @@ def size_candidates(specs: list[StudentSpec], batch_size: int, steps_per_epoch: 
             step = fwd = 0.0
         elif step_times is None:
             step = measure(model, spec)
-            fwd = _eval_seconds_per_sample(model, spec.input_shape, torch)
+            fwd = 0.0 if too_slow(step) else _eval_seconds_per_sample(model, spec.input_shape, torch)
         else:
-            key = content_key("train-step-wall", machine, spec.as_dict(), batch_size, channels_last)
+            key = content_key("train-step-with-data", machine, spec.as_dict(), batch_size, channels_last)
             step = step_times.get(spec.name, key, lambda: measure(model, spec))
-            fwd = step_times.get(spec.name, content_key("eval-sample", machine, spec.as_dict()),
-                                 lambda: _eval_seconds_per_sample(model, spec.input_shape, torch))
+            fwd = 0.0 if too_slow(step) else step_times.get(
+                spec.name, content_key("eval-sample", machine, spec.as_dict()),
+                lambda: _eval_seconds_per_sample(model, spec.input_shape, torch))
         est = epochs * (step * steps_per_epoch + fwd * eval_per_epoch) + fwd * eval_at_end
         out.append(CandidateCost(spec.name, spec.width, spec.depth, params, macs,
                                  (params + INT8_OVERHEAD_BYTES) / 1e6, peak / 1024, step, est))
@@ -141,8 +146,11 @@ def _peak_activation(model: Any, input_shape: tuple[int, ...]) -> int:
 def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, batch: int, torch: Any,
                         channels_last: bool = False, stop_above: float | None = None) -> float:
     """One training step as the trainer takes it (AdamW, a distillation loss on softened logits plus
-    cross-entropy, gradient clipping), wall time at the build's torch threads: the median of steps 3 to 10 (of
-    steps 3 to 5 when that is already over ``stop_above`` seconds: a candidate too slow to train).
+    cross-entropy, gradient clipping, each batch gathered from a pool of rows), wall time at the build's torch
+    threads: the mean of ``TIMED_STEPS`` steps after 2 warm-up steps (of 3 when their median is already over
+    ``stop_above`` seconds: a candidate too slow to train). The mean, not the median: an epoch lasts its steps'
+    sum, and on a shared machine the occasional slow step is part of it (the median of 8 steps under-estimated
+    real epochs by 12-20% here).
 
     Wall time is what training will take on this machine when it is not loaded; the figure is measured once per
     machine and architecture and kept (``step_times``), and ``--retime`` measures it again (e.g. when the first
@@ -152,27 +160,42 @@ def _train_step_seconds(model: Any, input_shape: tuple[int, ...], classes: int, 
     import statistics
 
     model.train()
-    x = torch.randn((batch, *input_shape))
-    if channels_last and x.dim() == 4:  # as the trainer does for images
+    # a pool of training rows the steps gather their batches from at random, as the trainer does from the split
+    # (then converts each batch to channels-last): data handling is part of what a step costs
+    gen = torch.Generator().manual_seed(0)
+    row_bytes = 4 * int(np.prod(input_shape))
+    pool = torch.randn((max(batch, min(POOL_BATCHES * batch, POOL_BYTES // row_bytes)), *input_shape), generator=gen)
+    nhwc = channels_last and pool.dim() == 4
+    if nhwc:  # as the trainer does for images
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    y = torch.randint(0, classes, (batch,))
-    t = torch.randn((batch, classes))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+    labels = torch.randint(0, classes, (len(pool),), generator=gen)
+    targets = torch.randn((len(pool), classes), generator=gen)
     times = []
-    for _ in range(10):
+    for _ in range(TIMED_STEPS + 2):
         t0 = time.perf_counter()
-        out = model(x)
+        idx = torch.randint(0, len(pool), (batch,), generator=gen)
+        x, y, t = pool[idx], labels[idx], targets[idx]
+        out = model(x.contiguous(memory_format=torch.channels_last) if nhwc else x)
         soft = torch.nn.functional.kl_div(torch.log_softmax(out / 2, 1), torch.softmax(t / 2, 1), reduction="batchmean")
         loss = 0.7 * 4 * soft + 0.3 * torch.nn.functional.cross_entropy(out, y)
+        bool(torch.isfinite(loss))  # the trainer checks every step
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        float(torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0))
         opt.step()
+        sched.step()
+        float(loss.detach())
         times.append(time.perf_counter() - t0)
         if stop_above is not None and len(times) == 5 and statistics.median(times[2:]) > stop_above:
             break
-    return float(statistics.median(times[2:]))  # the first steps pay allocation and kernel selection
+    return float(statistics.fmean(times[2:]))  # the first steps pay allocation and kernel selection
+
+
+TIMED_STEPS = 16  # the mean of these (after 2 warm-up steps): an epoch's time is its steps' sum, hiccups included
+POOL_BATCHES = 16  # batches' worth of rows the timed steps gather from (more than the CPU's caches hold) ...
+POOL_BYTES = 64 << 20  # ... within this much memory (large images: a batch's worth)
 
 
 def _eval_seconds_per_sample(model: Any, input_shape: tuple[int, ...], torch: Any, batch: int = 512) -> float:

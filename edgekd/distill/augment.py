@@ -37,27 +37,6 @@ def crop_flip_theta(n: int, gen: Any, scale: tuple[float, float] = SCALE,
     return theta
 
 
-SHIFT_FRACTION = 1 / 14  # shift-flip: at most this fraction of the side (2 px at 28 px), each axis
-
-
-def shift_flip_theta(n: int, gen: Any, fraction: float = SHIFT_FRACTION) -> Any:
-    """(n, 2, 3) affine parameters: the whole image shifted by up to ``fraction`` of its side on each axis (edge
-    pixels repeat into the gap), flipped with probability 1/2 -- the pad-and-crop augmentation of small-image
-    classifiers (CIFAR, Fashion-MNIST), as one warp."""
-    import torch
-
-    theta = torch.zeros(n, 2, 3)
-    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
-    theta[:, 0, 0], theta[:, 1, 1] = flip, 1.0
-    theta[:, :, 2] = (torch.rand(n, 2, generator=gen) * 2 - 1) * 2 * fraction  # [-1, 1] coordinates span 2
-    return theta
-
-
-def augment_theta(kind: str, n: int, gen: Any) -> Any:
-    """The per-sample warp of augmentation ``kind`` ("crop-flip" or "shift-flip")."""
-    return crop_flip_theta(n, gen) if kind == "crop-flip" else shift_flip_theta(n, gen)
-
-
 def warp(x: Any, theta: Any, layout: str = "NCHW") -> Any:
     """Apply ``theta`` to a batch of images (``layout`` NCHW or NHWC), output at the input's own size."""
     import torch.nn.functional as F

@@ -54,9 +54,8 @@ QAT_WEIGHT_SCHEMES = ("per-channel", "per-tensor")
 DEVICES = ("cpu", "cuda", "auto")
 OPTIMIZERS = ("adamw", "sgd")
 WEIGHTINGS = ("fixed", "confidence")
-AUGMENTS = ("none", "mixup", "crop-flip", "shift-flip")
+AUGMENTS = ("none", "mixup", "crop-flip")
 INITS = ("auto", "teacher", "random")  # how a student's weights start (distill.seeding)
-WARPS = ("crop-flip", "shift-flip")  # augmentations that warp each image (augment.augment_theta)
 
 
 def check_name(kind: str, name: str, known: "dict[str, object] | tuple[str, ...]") -> None:

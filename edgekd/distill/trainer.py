@@ -70,11 +70,10 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     import torch
 
     from ..data.image_rows import is_rows
-    from .augment import augment_theta, warp
+    from .augment import crop_flip_theta, warp
     from .device import moved
     from .hints import HintMatcher
     from .losses import LOSSES, loss_kwargs, warmup_epochs, warmup_factor
-    from .names import WARPS
 
     say = progress or (lambda _msg: None)
     torch.manual_seed(config.seed)
@@ -88,13 +87,13 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
     x_train = data.x_train if lazy else torch.from_numpy(data.x_train)
     y_train = torch.from_numpy(data.y_train.astype(np.int64))
     mix = config.augment == "mixup"  # function matching: the teacher labels each mixed batch as it is trained
-    crop = config.augment in WARPS  # one random crop (or shift) per sample, the same for the teacher's view
+    crop = config.augment == "crop-flip"  # one random crop per sample, the same for the teacher's view
     view = data.teacher_view  # the teacher's own inputs (size, normalisation, layout) for the same rows
     if crop and (len(data.input_shape) != 3 or data.kind != "image"):
-        raise ConfigError(f"--augment {config.augment} warps images, and {data.spec} has samples of shape {data.input_shape}",
+        raise ConfigError(f"--augment crop-flip crops images, and {data.spec} has samples of shape {data.input_shape}",
                           "use --augment none for this data")
     if crop and config.uses_teacher and teacher_module is None and teacher_fn is None:
-        raise ConfigError(f"--augment {config.augment} runs the teacher on every warped batch, and no teacher was given "
+        raise ConfigError("--augment crop-flip runs the teacher on every cropped batch, and no teacher was given "
                           "to run", "pass --teacher, or use --augment none")
     if (lazy or view is not None) and config.hints:
         raise ConfigError("--hint reads teacher features on the student's own inputs; with image folders or a "
@@ -163,7 +162,7 @@ def train(student: Any, data: "Dataset", config: DistillConfig, *, teacher_logit
                 if mix:
                     xb, yb = _mixup(xb, yb, data.num_classes, mix_gen)
                 if crop:
-                    theta = augment_theta(config.augment, len(idx), mix_gen)
+                    theta = crop_flip_theta(len(idx), mix_gen)
                     if config.uses_teacher:
                         tb = _teacher_on(view, idx, theta, xb, teacher_module, teacher_fn, rows, dev)
                     xb = warp(xb, theta)

@@ -65,8 +65,10 @@ def assert_same(old: dict, new: dict, name: str) -> None:
     assert new["selection"]["closest"] == old["selection"]["closest"]
     for key in ("target", "budget"):
         assert new[key] == old[key], key
-    # issue 19 added the memory layout to the distillation config; these builds train in the golden's (contiguous)
-    assert new["distill"] == {**old["distill"], "channels_last": False}
+    # issue 19 added the memory layout to the distillation config; these builds train in the golden's (contiguous);
+    # and how students start ("auto": these depth-1 students cannot be pruned from the depth-2 teacher: random)
+    assert new["distill"] == {**old["distill"], "channels_last": False, "init": "auto"}
+    assert all(c["init"].startswith("random weights") for c in new["candidates"])
     # fields added since (issue 17: the input contract of image folders) hold their "none" values for array data
     added = {"preprocess": None, "teacher_input": None, "bad_images": 0}
     assert {k: v for k, v in new["data"].items() if k not in added} == old["data"]
