@@ -78,3 +78,26 @@ def test_distill_from_an_onnx_probability_teacher(tmp_path, capsys):
     assert rec["accuracy_fp32"] > 0.8
     assert rec["config"]["teacher"] == {"name": "teacher.onnx", "kind": "onnx", "outputs": "probs"}
     assert np.isfinite([h["loss"] for h in rec["config"]["history"]]).all()
+
+
+@pytest.mark.slow
+def test_distill_prunes_the_student_from_the_teacher_or_says_why_not(tmp_path, capsys):
+    """`--init auto` (default): a student of the built-in teacher's depth starts pruned from it and the record says so;
+    `--init teacher` where the depth differs: one line naming the cause and the fix, exit 2, no student written."""
+    out = tmp_path / "seeded"
+    assert main(["distill", "--data", "digits", "--width", "1", "--depth", "2", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    rec = json.loads((out / "student.json").read_text())
+    assert rec["init"].startswith("pruned from the teacher") and "BatchNorm re-estimated" in rec["init"]
+    assert rec["config"]["distill"]["init"] == "auto"
+    plain = tmp_path / "plain"
+    assert main(["distill", "--data", "digits", "--width", "1", "--depth", "2", "--epochs", "1", "--batch-size", "32",
+                 "--init", "random", "--out", str(plain)]) == 0
+    assert json.loads((plain / "student.json").read_text())["init"] == "random weights (--init random)"
+    capsys.readouterr()
+    bad = tmp_path / "bad"
+    assert main(["distill", "--data", "digits", "--width", "1", "--depth", "1", "--epochs", "1", "--init", "teacher",
+                 "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "--init teacher: the student cannot be pruned from the teacher" in err[0] and "--init auto" in err[0]
+    assert not (bad / "student.json").exists()
