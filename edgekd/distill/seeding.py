@@ -164,41 +164,55 @@ def seed_from_teacher(student: Any, teacher: Any, x_train: np.ndarray) -> Seedin
         rank_at[name] = after[0] if bn else name
     importance = _mean_abs_outputs(teacher, set(rank_at.values()), x_train[:CALIBRATION_SAMPLES])
 
-    prev = None
-    total_kept = total = 0
+    copies, why, (kept, total) = _slices(pairs, importance, rank_at)
+    if why:  # found before anything is copied: the student keeps its random weights
+        return Seeding(False, why)
     with torch.no_grad():
-        for name, s, t in pairs:
-            if isinstance(s, (nn.BatchNorm1d, nn.BatchNorm2d)):
-                idx = prev
-                for attr in ("weight", "bias", "running_mean", "running_var"):
-                    src = getattr(t, attr)
-                    if src is not None:
-                        getattr(s, attr).copy_(src[idx])
-                continue
-            conv = isinstance(s, (nn.Conv1d, nn.Conv2d))
-            depthwise = conv and s.groups > 1
-            in_idx = prev if prev is not None else torch.arange(_in_width(t))
-            if len(in_idx) != _in_width(s):  # e.g. a Linear reading a flattened feature map
-                return Seeding(False, f"layer {name} reads {_in_width(s)} inputs, the previous layer gives "
-                                      f"{len(in_idx)}")
-            if depthwise:
-                out_idx = in_idx
-            elif _width(s) == _width(t):
-                out_idx = torch.arange(_width(t))
-            else:
-                order = torch.argsort(importance[rank_at[name]], descending=True, stable=True)
-                out_idx = order[:_width(s)].sort().values
-            w = t.weight[out_idx]
-            s.weight.copy_(w if depthwise else w[:, in_idx])
-            if s.bias is not None:
-                s.bias.copy_(t.bias[out_idx])
-            total_kept += len(out_idx)
-            total += _width(t)
-            prev = out_idx
+        for dst, src in copies:
+            dst.copy_(src)
     _reestimate_batchnorm(student, x_train[:BN_SAMPLES])
     layers = sum(1 for _n, s, _t in pairs if not isinstance(s, (nn.BatchNorm1d, nn.BatchNorm2d)))
-    return Seeding(True, f"pruned from the teacher: {layers} layers, {total_kept} of {total} channels kept (by "
+    return Seeding(True, f"pruned from the teacher: {layers} layers, {kept} of {total} channels kept (by "
                          "activation), BatchNorm re-estimated")
+
+
+def _slices(pairs: "list[tuple[str, Any, Any]]", importance: "dict[str, Any]", rank_at: "dict[str, str]"
+            ) -> "tuple[list[tuple[Any, Any]], str, tuple[int, int]]":
+    """(student tensor, the teacher's slice for it) for every parameter and BatchNorm statistic, or why the layers
+    do not line up; and (output channels kept, the teacher's output channels)."""
+    import torch
+    import torch.nn as nn
+
+    copies: list[tuple[Any, Any]] = []
+    prev = None
+    kept = total = 0
+    for name, s, t in pairs:
+        if isinstance(s, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            idx = prev if prev is not None else torch.arange(t.num_features)  # a BatchNorm on the inputs
+            if len(idx) != s.num_features:
+                return [], f"layer {name} normalises {s.num_features} channels, the previous layer gives {len(idx)}", \
+                    (0, 0)
+            copies += [(getattr(s, a), getattr(t, a)[idx]) for a in ("weight", "bias", "running_mean", "running_var")
+                       if getattr(t, a) is not None and getattr(s, a) is not None]
+            continue
+        depthwise = isinstance(s, (nn.Conv1d, nn.Conv2d)) and s.groups > 1
+        in_idx = prev if prev is not None else torch.arange(_in_width(t))
+        if len(in_idx) != _in_width(s):  # e.g. a Linear reading a flattened feature map
+            return [], f"layer {name} reads {_in_width(s)} inputs, the previous layer gives {len(in_idx)}", (0, 0)
+        if depthwise:
+            out_idx = in_idx
+        elif _width(s) == _width(t):
+            out_idx = torch.arange(_width(t))
+        else:
+            order = torch.argsort(importance[rank_at[name]], descending=True, stable=True)
+            out_idx = order[:_width(s)].sort().values
+        w = t.weight.detach()[out_idx]
+        copies.append((s.weight, w if depthwise else w[:, in_idx]))
+        if s.bias is not None:
+            copies.append((s.bias, t.bias.detach()[out_idx]))
+        kept, total = kept + len(out_idx), total + _width(t)
+        prev = out_idx
+    return copies, "", (kept, total)
 
 
 def _mean_abs_outputs(model: Any, names: "set[str]", x: np.ndarray) -> "dict[str, Any]":

@@ -138,8 +138,12 @@ def torch_teacher(name: str, module: Any) -> Teacher:
             module.to(memory_format=torch.channels_last)
             with torch.inference_mode():
                 out = module(xb.contiguous(memory_format=torch.channels_last))
+        except Exception:  # a module that cannot run channels-last (e.g. a scripted reshape): the plain path
+            out = None
         finally:
             module.to(memory_format=torch.contiguous_format)  # later per-batch uses see the module as it was
+        if out is None:
+            return run(x)
         if isinstance(out, (tuple, list)):
             out = out[0]
         return out.float().numpy()

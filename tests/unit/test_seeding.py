@@ -44,8 +44,10 @@ def test_which_students_the_teacher_can_seed_and_why_not():
     assert check(_model("mlp", 0.5, 2, (20,)), _model("mlp", 2, 2, (20,))).seeded
     flat = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.Flatten(), torch.nn.Linear(4 * 10 * 10, 5))
     wide = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3), torch.nn.Flatten(), torch.nn.Linear(8 * 10 * 10, 5))
+    before = {k: v.clone() for k, v in flat.state_dict().items()}
     seeding = seed_from_teacher(flat, wide, _inputs())
     assert not seeding.seeded and "reads 400 inputs" in seeding.detail  # a Linear over a flattened map
+    assert all(torch.equal(before[k], v) for k, v in flat.state_dict().items())  # nothing half-copied
 
 
 def test_pruning_keeps_the_active_channels_so_a_teacher_with_dead_ones_is_reproduced_exactly():

@@ -169,3 +169,27 @@ def test_input_shape_mismatch(tmp_path):
     torch.jit.save(torch.jit.trace(net, torch.zeros(1, 1, 28, 28)), path)
     with pytest.raises(TeacherError, match=r"failed on inputs of shape \(1, 8, 8\)"):
         check_teacher_fits(load_teacher(path), load_dataset("digits"))
+
+
+def test_a_torch_teachers_channels_last_pass_gives_its_outputs_and_leaves_it_as_it_was():
+    import numpy as np
+    import torch
+
+    from edgekd.models.students import StudentSpec, build_student
+    from edgekd.models.teachers import torch_teacher
+
+    torch.manual_seed(0)
+    module = build_student(StudentSpec("convnet", 1.0, 2, (1, 12, 12), 4)).eval()
+    teacher = torch_teacher("t", module)
+    x = np.random.default_rng(0).standard_normal((600, 1, 12, 12)).astype(np.float32)
+    plain, fast = teacher.logits(x), teacher.logits(x, fast=True)
+    assert fast.shape == plain.shape == (600, 4) and np.allclose(fast, plain, atol=1e-4)
+    assert all(p.is_contiguous() for p in module.parameters())  # per-batch uses see the module as it was
+
+    class Flat(torch.nn.Module):  # view() on a channels-last tensor fails: the plain path takes over
+        def forward(self, x):
+            return x.view(len(x), -1)[:, :4]
+
+    odd = torch_teacher("odd", Flat())
+    y = np.random.default_rng(1).standard_normal((8, 3, 4, 4)).astype(np.float32)
+    assert np.array_equal(odd.logits(y, fast=True), y.reshape(8, -1)[:, :4])
