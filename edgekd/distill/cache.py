@@ -42,7 +42,7 @@ def cached_teacher_logits(teacher: "Teacher", teacher_id: str, data: "Dataset", 
             say(f"teacher outputs ({split}): reused from cache ({path.name})")
             return z
     say(f"teacher outputs ({split}): computing on {len(x)} samples (once; cached)")
-    z = teacher.logits(x, fast=fast)
+    z = teacher.logits(x, fast=True) if fast else teacher.logits(x)
     if path is not None and z.shape == (len(x), data.num_classes):
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as f:

@@ -81,7 +81,8 @@ def assert_same(old: dict, new: dict, name: str) -> None:
                [(f["candidate"], f["kind"]) for f in old["quantization_findings"]]
     for key in ("accuracy", "id", "outputs", "weights_sha256", "spec"):
         assert new["teacher"].get(key) == old["teacher"].get(key), key
-    assert new["teacher"]["training"] == {**old["teacher"]["training"], "channels_last": False}  # issue 19's key
+    assert new["teacher"]["training"] == {**old["teacher"]["training"], "channels_last": False,  # issue 19's keys
+                                          "init": "auto"}
     assert [c["name"] for c in new["candidates"]] == [c["name"] for c in old["candidates"]]
     assert [c["name"] for c in new["search"]["considered"]] == [c["name"] for c in old["search"]["considered"]]
     assert new["search"]["trained"] == old["search"]["trained"]
