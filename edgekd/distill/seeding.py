@@ -104,8 +104,10 @@ def _pairs(student: Any, teacher: Any) -> "tuple[list[tuple[str, Any, Any]], str
         return [], f"teacher: {why}"
     s_par, t_par = _parametric(s_leaves), _parametric(t_leaves)
     if [n for n, _ in s_par] != [n for n, _ in t_par]:
-        return [], (f"the layers differ ({len(s_par)} vs the teacher's {len(t_par)} parametric layers; "
-                    "another depth or family)")
+        def weighted(par: "list[tuple[str, Any]]") -> int:  # conv / linear layers
+            return sum(1 for _n, m in par if not isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)))
+        return [], (f"its layers differ from the teacher's: {weighted(s_par)} conv/linear layers vs "
+                    f"{weighted(t_par)}, another depth or family")
     pairs = []
     for (name, s), (_n, t) in zip(s_par, t_par):
         if type(s) is not type(t):
