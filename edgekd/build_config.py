@@ -43,9 +43,10 @@ class BuildConfig:
     strict: bool = False  # a quantization-guard finding on the chosen student is an error (exit 3)
     fresh: bool = False  # ignore cached stages of earlier builds (they are resumed / reused otherwise)
     retime: bool = False  # measure the candidates' training steps again (otherwise read back per machine)
-    max_candidates: int | None = None  # train at most this many that can fit (None: 4 of the default ladder,
-    # every size given with --size)
-    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S  # drop the costliest candidates while their estimated training exceeds it
+    max_candidates: int | None = None  # train at most this many that can fit (None: DEFAULT_MAX_CANDIDATES of the
+    # default ladder, every size given with --size)
+    # drop the costliest candidates while their estimated training exceeds it (seeded students are kept first)
+    time_budget_s: float | None = DEFAULT_TIME_BUDGET_S
     search: bool = True  # estimate every candidate's cost before training and skip those that cannot fit
     board: str | None = None  # ssh://user@host[:port]: judge the artifacts by measuring them on this board
     jobs: int = 1  # train the candidates in this many worker processes (parallel_train)

@@ -218,9 +218,7 @@ def _slices(pairs: "list[tuple[str, Any, Any]]", importance: "dict[str, Any]", r
 
 
 def _mean_abs_outputs(model: Any, names: "set[str]", x: np.ndarray) -> "dict[str, Any]":
-    """Per channel (dim 1), the mean |output| of each named module of ``model`` over ``x``."""
-    import torch
-
+    """Per channel (dim 1), the |output| of each named module of ``model`` summed over ``x`` (ranks as the mean)."""
     sums: dict[str, Any] = {}
     hooks = []
     for name, m in model.named_modules():
@@ -230,38 +228,41 @@ def _mean_abs_outputs(model: Any, names: "set[str]", x: np.ndarray) -> "dict[str
                 v = out.detach().abs().float().sum(dim=dims)
                 sums[n] = v if n not in sums else sums[n] + v
             hooks.append(m.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            for i in range(0, len(x), _BATCH):
-                model(torch.from_numpy(np.ascontiguousarray(x[i:i + _BATCH], dtype=np.float32)))
+        _forward(model, x, train=False)
     finally:
         for h in hooks:
             h.remove()
-        model.train(was_training)
     return sums
 
 
 def _reestimate_batchnorm(model: Any, x: np.ndarray) -> None:
     """BatchNorm running statistics as the pruned network's own (a cumulative average over ``x``)."""
-    import torch
     import torch.nn as nn
 
     bns = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
     if not bns:
         return
     momenta = [m.momentum for m in bns]
-    was_training = model.training
     for m in bns:
         m.reset_running_stats()
         m.momentum = None
-    model.train()
+    try:
+        _forward(model, x, train=True)
+    finally:
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+
+
+def _forward(model: Any, x: np.ndarray, train: bool) -> None:
+    """``model`` over ``x`` in batches, without gradients, in train or eval mode; its own mode restored after."""
+    import torch
+
+    was_training = model.training
+    model.train(train)
     try:
         with torch.no_grad():
             for i in range(0, len(x), _BATCH):
                 model(torch.from_numpy(np.ascontiguousarray(x[i:i + _BATCH], dtype=np.float32)))
     finally:
-        for m, mom in zip(bns, momenta):
-            m.momentum = mom
         model.train(was_training)
